@@ -1,0 +1,1 @@
+"""Console entry points: thin wrappers that prepare config and hand over."""

@@ -1,0 +1,35 @@
+"""``alarm-relay-manage``: the operator's tool.
+
+Sub-commands live in ``daemon/manage/``; each module there offers
+``add_parser(subparsers)`` that sets ``func(conf) -> int`` as the default.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from oslo_config import cfg
+
+from daemon import conf as relay_conf
+from daemon.manage import check, listen, mapping
+
+
+def _add_command_parsers(subparsers) -> None:
+    for module in (check, listen, mapping):
+        module.add_parser(subparsers)
+
+
+def main(argv: list[str] | None = None) -> int:
+    conf = cfg.ConfigOpts()
+    relay_conf.register_opts(conf)
+    relay_conf.set_defaults(conf)
+    conf.register_cli_opt(cfg.SubCommandOpt(
+        "command", title="Commands", handler=_add_command_parsers,
+        help="Run 'alarm-relay-manage COMMAND --help' for details."))
+    conf(sys.argv[1:] if argv is None else argv, project=relay_conf.PROJECT,
+         default_config_files=[])
+    return conf.command.func(conf)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Options of the [publisher] group: the outbox and delivery to the bus.
+
+The bus itself is configured by oslo.messaging: [DEFAULT] transport_url and
+[oslo_messaging_notifications] driver/topics (our defaults: messagingv2, alarms).
+"""
+
+from oslo_config import cfg
+
+publisher_group = cfg.OptGroup(
+    name="publisher",
+    title="Event publisher",
+    help="The SQLite outbox and the threads that publish its events.")
+
+PUBLISHER_OPTS = [
+    cfg.IntOpt(
+        "max_outbox_events",
+        default=100000,
+        min=1,
+        help="Most events kept unsent in the outbox. When it is full the relay "
+             "stops taking new transitions (it never drops events) until the "
+             "broker drains it."),
+    cfg.IntOpt(
+        "publish_threads",
+        default=8,
+        min=1,
+        max=64,
+        help="Threads publishing to the broker in parallel. Events of one "
+             "alarm always go out in order."),
+    cfg.IntOpt(
+        "send_retry",
+        default=3,
+        min=0,
+        help="Reconnection attempts oslo.messaging makes within one send "
+             "before the send fails and the event is retried later from the "
+             "outbox (never -1, which can block forever)."),
+    cfg.DictOpt(
+        "severity_priority",
+        default={},
+        help="Optional map from normalised severity to notification priority "
+             "(critical:error,major:warn). Unlisted severities use INFO, the "
+             "only priority most consumers (Watcher) listen to."),
+]
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(publisher_group)
+    conf.register_opts(PUBLISHER_OPTS, group=publisher_group)
+
+
+def list_opts() -> list:
+    return [(publisher_group, PUBLISHER_OPTS)]

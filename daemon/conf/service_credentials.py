@@ -1,0 +1,30 @@
+"""Options of the [service_credentials] group: keystoneauth1's standard loading options.
+
+The relay's service account must hold the admin or service role: Aetos filters
+the results of any other token down to its project, so node metrics would come
+back empty.
+"""
+
+from keystoneauth1 import loading as ks_loading
+from oslo_config import cfg
+
+service_credentials_group = cfg.OptGroup(
+    name="service_credentials",
+    title="Keystone service credentials",
+    help="Credentials of the relay's Keystone service account (admin or "
+         "service role), used to find and call Aetos.")
+
+
+def register_opts(conf: cfg.ConfigOpts) -> None:
+    conf.register_group(service_credentials_group)
+    ks_loading.register_session_conf_options(conf, service_credentials_group.name)
+    ks_loading.register_auth_conf_options(conf, service_credentials_group.name)
+
+
+def list_opts() -> list:
+    opts = (ks_loading.get_session_conf_options()
+            + ks_loading.get_auth_common_conf_options()
+            + ks_loading.get_auth_plugin_conf_options("password"))
+    # The same option can come from two lists (e.g. auth-url); list each once.
+    unique = {opt.dest: opt for opt in opts}
+    return [(service_credentials_group, list(unique.values()))]

@@ -1,0 +1,77 @@
+"""The one error tree of alarm-relay.
+
+Every failure the daemon reports is an :class:`AlarmRelayError` subclass with a
+``msg_fmt``; library errors are wrapped at the boundary (``raise ... from err``)
+so callers never need to know which library failed.
+"""
+
+from __future__ import annotations
+
+
+class AlarmRelayError(Exception):
+    """Base class: ``msg_fmt`` is formatted with the keyword arguments."""
+
+    msg_fmt = "An unknown error occurred"
+
+    def __init__(self, message: str | None = None, **kwargs: object) -> None:
+        self.kwargs = kwargs
+        if message is None:
+            try:
+                message = self.msg_fmt % kwargs
+            except (KeyError, TypeError, ValueError):
+                message = self.msg_fmt
+        super().__init__(message)
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class ConfigError(AlarmRelayError):
+    """A configuration value that cannot work; start-up stops on it."""
+
+    msg_fmt = "[%(group)s] %(option)s: %(problem)s"
+
+
+class InvalidAlert(AlarmRelayError):
+    """An alert or webhook body that does not parse; it is counted and skipped."""
+
+    msg_fmt = "invalid alert at %(where)s: %(problem)s"
+
+
+class MappingError(AlarmRelayError):
+    """A mapping file that does not load; the message names file, line and rule."""
+
+    msg_fmt = "%(where)s: %(problem)s"
+
+
+class SourceError(AlarmRelayError):
+    """An Alertmanager poll that failed; it never resolves anything."""
+
+    msg_fmt = "alertmanager %(url)s: %(problem)s"
+
+
+class MetricsError(AlarmRelayError):
+    """A metrics backend (Aetos, Prometheus, Keystone) failed; the message says how to fix it."""
+
+    msg_fmt = "%(backend)s: %(problem)s"
+
+
+class PublishError(AlarmRelayError):
+    """A notification the broker did not confirm.
+
+    ``recoverable`` says whether sending the same event again may succeed.
+    """
+
+    msg_fmt = "publish failed: %(problem)s"
+
+    def __init__(self, message: str | None = None, *, recoverable: bool = True,
+                 **kwargs: object) -> None:
+        super().__init__(message, **kwargs)
+        self.recoverable = recoverable
+
+
+class OutboxFull(AlarmRelayError):
+    """The outbox reached its bound; new transitions wait instead of being dropped."""
+
+    msg_fmt = "outbox full (%(depth)d events pending, limit %(limit)d)"

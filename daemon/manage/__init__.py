@@ -1,0 +1,1 @@
+"""Sub-commands of alarm-relay-manage, one module each."""

@@ -1,0 +1,77 @@
+"""The relay's own metrics, served on /metrics in Prometheus text format.
+
+Every stage counts into the metrics defined here, so names stay in one place:
+``alarm_relay_<noun>_total`` counters with a ``stage`` label where it helps.
+A retried publish is not a drop.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+__all__ = [
+    "ALERTS_INVALID",
+    "ALERTS_TRACKED",
+    "ALERTS_UNMATCHED",
+    "EVENTS_PUBLISHED",
+    "OUTBOX_DEPTH",
+    "OUTBOX_OLDEST_AGE",
+    "OUTBOX_FULL",
+    "POLL_DURATION",
+    "POLLS",
+    "PUBLISH_FAILURES",
+    "REGISTRY",
+    "RESOLVER_DURATION",
+    "RESOLVER_FAILURES",
+    "TRANSITIONS",
+    "WEBHOOK_REQUESTS",
+]
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+POLLS = Counter(
+    "alarm_relay_polls_total", "Polls of an Alertmanager replica, by outcome.",
+    ["url", "outcome"], registry=REGISTRY)
+POLL_DURATION = Histogram(
+    "alarm_relay_poll_duration_seconds", "Duration of one poll of one replica.",
+    ["url"], registry=REGISTRY,
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+ALERTS_INVALID = Counter(
+    "alarm_relay_alerts_invalid_total", "Alerts rejected as invalid, by stage.",
+    ["stage"], registry=REGISTRY)
+ALERTS_TRACKED = Gauge(
+    "alarm_relay_alerts_tracked", "Alarms currently firing in the lifecycle tracker.",
+    registry=REGISTRY)
+TRANSITIONS = Counter(
+    "alarm_relay_transitions_total", "Lifecycle transitions, by kind and reason.",
+    ["kind", "reason"], registry=REGISTRY)
+ALERTS_UNMATCHED = Counter(
+    "alarm_relay_alerts_unmatched_total", "Alerts no mapping rule matched, by alertname.",
+    ["alertname"], registry=REGISTRY)
+RESOLVER_DURATION = Histogram(
+    "alarm_relay_resolver_duration_seconds", "Duration of one resource resolution.",
+    ["backend"], registry=REGISTRY,
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+RESOLVER_FAILURES = Counter(
+    "alarm_relay_resolver_failures_total", "Resolutions that failed, by backend.",
+    ["backend"], registry=REGISTRY)
+EVENTS_PUBLISHED = Counter(
+    "alarm_relay_events_published_total", "Events the broker confirmed, by event type.",
+    ["event_type"], registry=REGISTRY)
+PUBLISH_FAILURES = Counter(
+    "alarm_relay_publish_failures_total",
+    "Publish attempts that failed (the event stays in the outbox and is retried).",
+    ["recoverable"], registry=REGISTRY)
+OUTBOX_DEPTH = Gauge(
+    "alarm_relay_outbox_depth", "Events stored and not yet confirmed by the broker.",
+    registry=REGISTRY)
+OUTBOX_OLDEST_AGE = Gauge(
+    "alarm_relay_outbox_oldest_age_seconds", "Age of the oldest unsent event.",
+    registry=REGISTRY)
+OUTBOX_FULL = Counter(
+    "alarm_relay_outbox_full_total",
+    "Times new transitions had to wait because the outbox was full.",
+    registry=REGISTRY)
+WEBHOOK_REQUESTS = Counter(
+    "alarm_relay_webhook_requests_total", "Webhook deliveries, by HTTP status code.",
+    ["code"], registry=REGISTRY)
