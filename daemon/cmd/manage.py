@@ -20,14 +20,14 @@ def _add_command_parsers(subparsers) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    conf = cfg.ConfigOpts()
-    relay_conf.register_opts(conf)
-    relay_conf.set_defaults(conf)
-    conf.register_cli_opt(cfg.SubCommandOpt(
+    command = cfg.SubCommandOpt(
         "command", title="Commands", handler=_add_command_parsers,
-        help="Run 'alarm-relay-manage COMMAND --help' for details."))
-    conf(sys.argv[1:] if argv is None else argv, project=relay_conf.PROJECT,
-         default_config_files=[])
+        help="Run 'alarm-relay-manage COMMAND --help' for details.")
+    try:
+        conf = relay_conf.prepare(sys.argv[1:] if argv is None else argv, cli_opts=[command])
+    except cfg.Error as err:
+        print(f"alarm-relay-manage: error: {err}", file=sys.stderr)
+        return 2
     return conf.command.func(conf)
 
 

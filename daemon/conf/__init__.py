@@ -6,21 +6,27 @@
 
 from __future__ import annotations
 
+import os
+import urllib.parse
+
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon.conf import aetos_client
-from daemon.conf import alertmanager
-from daemon.conf import datasources
-from daemon.conf import default
-from daemon.conf import lifecycle
-from daemon.conf import mapping
-from daemon.conf import prometheus_client
-from daemon.conf import publisher
-from daemon.conf import service_credentials
-from daemon.conf import webhook
+from daemon import exception
+from daemon.conf import (
+    aetos_client,
+    alertmanager,
+    datasources,
+    default,
+    lifecycle,
+    mapping,
+    prometheus_client,
+    publisher,
+    service_credentials,
+    webhook,
+)
 
-__all__ = ["GROUP_MODULES", "register_opts", "set_defaults"]
+__all__ = ["GROUP_MODULES", "PROJECT", "prepare", "register_opts", "set_defaults", "validate"]
 
 GROUP_MODULES = (
     default,
@@ -44,6 +50,35 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
         module.register_opts(conf)
 
 
+def prepare(argv: list[str], *, cli_opts: list | None = None) -> cfg.ConfigOpts:
+    """Return a fresh ConfigOpts with every option registered and ``argv`` parsed.
+
+    :param argv: command-line arguments (without the program name)
+    :param cli_opts: extra command-line options (sub-commands of alarm-relay-manage)
+    :raises oslo_config.cfg.Error: on unreadable files or bad arguments
+    """
+    from oslo_service import opts as service_opts
+
+    conf = cfg.ConfigOpts()
+    register_opts(conf)
+    log.register_options(conf)
+    service_opts.register_service_opts(conf)
+    set_defaults(conf)
+    for opt in cli_opts or ():
+        conf.register_cli_opt(opt)
+    conf(argv, project=PROJECT, version=_version())
+    return conf
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("alarm-relay")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
 def set_defaults(conf: cfg.ConfigOpts | None = None) -> None:
     """Set our defaults for options owned by libraries (oslo.messaging, oslo.log).
 
@@ -55,13 +90,112 @@ def set_defaults(conf: cfg.ConfigOpts | None = None) -> None:
     from oslo_messaging._drivers import amqp as _amqp
     from oslo_messaging.notify import notifier as _notifier
 
-    conf = conf if conf is not None else cfg.CONF
-
-    conf.register_opts(_notifier._notifier_opts, group="oslo_messaging_notifications")
-    conf.set_default("driver", ["messagingv2"], group="oslo_messaging_notifications")
-    conf.set_default("topics", ["alarms"], group="oslo_messaging_notifications")
-    conf.register_opts(_amqp.amqp_opts, group="oslo_messaging_rabbit")
-    conf.set_default("amqp_durable_queues", True, group="oslo_messaging_rabbit")
+    # Changing the Opt objects themselves (not one ConfigOpts) makes the
+    # generated sample and every ConfigOpts that registers them agree.
+    cfg.set_defaults(_notifier._notifier_opts, driver=["messagingv2"], topics=["alarms"])
+    cfg.set_defaults(_amqp.amqp_opts, amqp_durable_queues=True)
+    if conf is not None:
+        conf.register_opts(_notifier._notifier_opts, group="oslo_messaging_notifications")
     log.set_defaults(default_log_levels=log.get_default_log_levels() + [
         "aiohttp.access=WARN", "amqp=WARN", "kombu=WARN", "cotyledon=INFO",
     ])
+
+
+_LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
+
+
+def _check_values(conf: cfg.ConfigOpts) -> None:
+    # oslo.config checks types and choices only when an option is read: read
+    # them all now, so a bad value stops start-up instead of a later task.
+    from daemon.conf import opts
+
+    for group, group_opts in opts.list_opts():
+        name = group.name if group is not None else None
+        for opt in group_opts:
+            try:
+                getattr(conf[name] if name else conf, opt.dest)
+            except cfg.NoSuchOptError:
+                continue  # keystoneauth plugin options exist only once a plugin loads
+            except (cfg.ConfigFileValueError, ValueError) as err:
+                problem = str(err).split(": ", 1)[-1] if "is not valid" in str(err) else str(err)
+                raise exception.ConfigError(group=name or "DEFAULT", option=opt.name,
+                                            problem=f"invalid value ({problem})") from None
+
+
+def _check_url(group: str, option: str, url: str) -> None:
+    parsed = urllib.parse.urlsplit(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise exception.ConfigError(
+            group=group, option=option,
+            problem=f"{url!r} is not an http(s) URL with a host")
+    try:
+        parsed.port  # noqa: B018 - raises on a bad port
+    except ValueError:
+        raise exception.ConfigError(group=group, option=option,
+                                    problem=f"{url!r} has an invalid port") from None
+
+
+def _check_readable(group: str, option: str, path: str | None) -> None:
+    if path and not os.access(path, os.R_OK):
+        raise exception.ConfigError(group=group, option=option,
+                                    problem=f"{path} is not readable")
+
+
+def validate(conf: cfg.ConfigOpts) -> None:
+    """Check the configuration can work before anything starts.
+
+    :raises ConfigError: naming the option and the problem
+    :raises MappingError: when the mapping file does not load
+    """
+    import oslo_messaging
+
+    _check_values(conf)
+    if not conf.alertmanager.urls:
+        raise exception.ConfigError(group="alertmanager", option="urls",
+                                    problem="at least one Alertmanager URL is needed")
+    for url in conf.alertmanager.urls:
+        _check_url("alertmanager", "urls", url)
+    try:
+        oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except oslo_messaging.InvalidTransportURL:
+        # The URL holds the broker password: never echo it.
+        raise exception.ConfigError(group="DEFAULT", option="transport_url",
+                                    problem="not a valid transport URL") from None
+    if not conf.oslo_messaging_notifications.driver:
+        raise exception.ConfigError(
+            group="oslo_messaging_notifications", option="driver",
+            problem="empty: oslo.messaging would drop every event (use messagingv2)")
+    webhook = conf.webhook
+    if (webhook.enabled and webhook.host not in _LOOPBACK_HOSTS
+            and not (webhook.username and webhook.password) and not webhook.bearer_token_file):
+        raise exception.ConfigError(
+            group="webhook", option="host",
+            problem=f"listening on {webhook.host} needs username/password or "
+                    "bearer_token_file; without credentials only loopback is allowed")
+    _check_readable("webhook", "bearer_token_file", webhook.bearer_token_file)
+    _check_readable("alertmanager", "bearer_token_file", conf.alertmanager.bearer_token_file)
+    _check_readable("alertmanager", "ca_file", conf.alertmanager.ca_file)
+    mapping_check(conf)
+    state_dir = conf.state_dir
+    try:
+        os.makedirs(state_dir, exist_ok=True)
+    except OSError as err:
+        raise exception.ConfigError(group="DEFAULT", option="state_dir",
+                                    problem=f"cannot create {state_dir}: {err.strerror}") from None
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise exception.ConfigError(group="DEFAULT", option="state_dir",
+                                    problem=f"{state_dir} is not writable")
+
+
+def mapping_check(conf: cfg.ConfigOpts) -> None:
+    """Check ``[mapping] path`` is readable and loads.
+
+    :raises ConfigError: when the file cannot be read
+    :raises MappingError: naming file, line and rule when it is invalid
+    """
+    from daemon.pipeline import mapping as mapping_loader
+
+    if not os.access(conf.mapping.path, os.R_OK):
+        raise exception.ConfigError(group="mapping", option="path",
+                                    problem=f"{conf.mapping.path} is not readable")
+    mapping_loader.load_mapping(conf.mapping.path)

@@ -1,0 +1,428 @@
+"""The alarm-relay service: the one place that owns loops, threads and tasks.
+
+oslo.service (threading backend, cotyledon) forks one worker process.  In the
+worker, :class:`RelayService` runs an asyncio event loop in a thread of its
+own (cotyledon owns the main thread's signal handling) and the loop hosts
+:class:`Relay`, which wires the stages together::
+
+    poller/webhook -> LifecycleTracker -> Transformer -> Outbox -> Dispatcher -> Notifier
+
+Every blocking library runs in an executor created here: one thread for
+SQLite, a bounded pool for oslo.messaging.
+
+SIGHUP makes the master mutate the configuration and replace the worker; all
+alarm state lives in the SQLite file under ``state_dir``, so the new worker
+resumes where the old one stopped.  SIGTERM drains: intake stops, the
+dispatcher sends what the broker accepts within the shutdown budget, and what
+is left stays in the outbox for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import datetime
+import os
+import pathlib
+import socket
+import threading
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+from aiohttp import web
+from oslo_config import cfg
+from oslo_log import log
+from oslo_service import service
+
+from daemon import exception, listener, telemetry
+from daemon.lifecycle import LifecycleTracker, Transition
+from daemon.metrics.resolvers import build_resolver
+from daemon.pipeline import mapping as mapping_loader
+from daemon.pipeline.transformer import Transformer
+from daemon.publish.dispatcher import Dispatcher
+from daemon.publish.notifier import Notifier
+from daemon.publish.outbox import Outbox
+from daemon.sources.alertmanager import AlertmanagerPoller, PollResult
+from daemon.sources.model import Alert
+from daemon.sources.webhook import WebhookReceiver
+
+__all__ = ["Relay", "RelayService", "STATE_FILE", "LAST_GOOD_MAPPING"]
+
+LOG = log.getLogger(__name__)
+
+STATE_FILE = "alarm-relay.sqlite"
+LAST_GOOD_MAPPING = "mapping.last-good.yaml"
+# Above this many transitions in one batch, log a summary instead of one line each.
+_LOG_EACH_TRANSITION_UP_TO = 20
+
+T = TypeVar("T")
+
+
+def utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def sd_notify(socket_path: str | None, state: str) -> None:
+    """Send one sd_notify datagram (READY=1, STOPPING=1, STATUS=...) if systemd asked for it."""
+    if not socket_path:
+        return
+    address = "\0" + socket_path[1:] if socket_path.startswith("@") else socket_path
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
+            sock.connect(address)
+            sock.sendall(state.encode())
+    except OSError as err:
+        LOG.warning("Could not notify systemd (%s): %s", state.split("=")[0], err)
+
+
+def load_mapping_or_last_good(conf: cfg.ConfigOpts) -> mapping_loader.CompiledMapping:
+    """Load ``[mapping] path``; on failure fall back to the last mapping that loaded.
+
+    The master validated the file before the first worker started, so a
+    failure here means it changed since: a SIGHUP with a broken file.  The
+    previous mapping stays in force and the error is logged.
+
+    :raises MappingError: when the file is invalid and no previous mapping exists
+    """
+    state_dir = pathlib.Path(conf.state_dir)
+    last_good = state_dir / LAST_GOOD_MAPPING
+    path = pathlib.Path(conf.mapping.path)
+    try:
+        compiled = mapping_loader.load_mapping(str(path))
+    except exception.MappingError as err:
+        if not last_good.exists():
+            raise
+        LOG.error("Mapping reload rejected, keeping the previous mapping: %s", err)
+        compiled = mapping_loader.load_mapping(str(last_good))
+        LOG.info("Mapping in force: previous version of %s with %d rules", path, len(compiled))
+        return compiled
+    # Keep a copy of what loaded, written atomically, for the next reload.
+    tmp = last_good.with_suffix(".tmp")
+    tmp.write_bytes(path.read_bytes())
+    os.replace(tmp, last_good)
+    LOG.info("Mapping loaded from %s with %d rules", path, len(compiled))
+    return compiled
+
+
+class Relay:
+    """The asyncio side of the daemon: builds every stage, runs it, drains it.
+
+    Created and run inside the worker's loop thread; ``request_stop`` may be
+    called from any thread.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, *, notify_socket: str | None = None) -> None:
+        self.conf = conf
+        self._notify_socket = notify_socket
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop: asyncio.Event | None = None
+        self._started = threading.Event()
+        self._intake_lock: asyncio.Lock | None = None
+        self._accepting = False
+        self._alertmanager_answered = False
+        self._outbox_ok = False
+        self._mapping_loaded = False
+        self.listen_port: int | None = None
+
+    # -- readiness -----------------------------------------------------------
+    def readiness(self) -> dict[str, bool]:
+        return {
+            "mapping_loaded": self._mapping_loaded,
+            "outbox_writable": self._outbox_ok,
+            "alertmanager_answered": self._alertmanager_answered,
+        }
+
+    # -- lifecycle -----------------------------------------------------------
+    def request_stop(self) -> None:
+        """Ask the loop to drain and stop; safe from any thread."""
+        if self._loop is not None and self._stop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    def wait_started(self, timeout: float) -> bool:
+        return self._started.wait(timeout)
+
+    async def _db(self, func: Callable[..., T], *args: Any) -> T:
+        return await self._loop.run_in_executor(self._db_executor, func, *args)
+
+    async def run(self) -> None:
+        """Build the stages, serve until asked to stop, then drain."""
+        conf = self.conf
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        self._intake_lock = asyncio.Lock()
+        self._db_executor = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="alarm-relay-db")
+        self._publish_executor = concurrent.futures.ThreadPoolExecutor(
+            conf.publisher.publish_threads, thread_name_prefix="alarm-relay-publish")
+        runner: web.AppRunner | None = None
+        tasks: list[asyncio.Task] = []
+        resolver = None
+        notifier = None
+        try:
+            state_dir = pathlib.Path(conf.state_dir)
+            await self._db(state_dir.mkdir, 0o750, True, True)
+            self._outbox = Outbox(str(state_dir / STATE_FILE),
+                                  max_events=conf.publisher.max_outbox_events)
+            await self._db(self._outbox.open)
+            self._outbox_ok = True
+
+            compiled = await self._db(load_mapping_or_last_good, conf)
+            self._mapping_loaded = True
+
+            resolver = build_resolver(conf)
+            if resolver is not None:
+                await resolver.start()
+            self._transformer = Transformer.from_conf(
+                conf, compiled, [resolver] if resolver is not None else [])
+
+            self._started_at = utcnow()
+            self._tracker = self._new_tracker()
+            states = await self._db(self._outbox.load_states)
+            self._tracker.restore(states)
+            telemetry.ALERTS_TRACKED.set(self._tracker.tracked)
+            pending = await self._db(self._outbox.depth)
+            LOG.info("State restored from %s: %d alarms tracked, %d events waiting in the outbox",
+                     state_dir / STATE_FILE, self._tracker.tracked, pending)
+
+            notifier = Notifier(conf)
+            await self._loop.run_in_executor(self._publish_executor, notifier.open)
+            self._dispatcher = Dispatcher(
+                self._outbox, notifier, db_executor=self._db_executor,
+                publish_executor=self._publish_executor,
+                threads=conf.publisher.publish_threads)
+
+            self._poller = AlertmanagerPoller.from_conf(conf, self._on_poll)
+            await self._poller.start()
+
+            if conf.webhook.enabled:
+                runner = await self._start_listener()
+
+            self._accepting = True
+            tasks = [
+                asyncio.create_task(self._dispatcher.run(self._stop), name="dispatcher"),
+                asyncio.create_task(self._poller.run(self._stop), name="poller"),
+                asyncio.create_task(self._expire_loop(), name="expiry"),
+                asyncio.create_task(self._outbox_gauges_loop(), name="outbox-gauges"),
+            ]
+            LOG.info("alarm-relay ready: polling %s every %.1fs, webhook %s, publishing to "
+                     "topics %s", ", ".join(conf.alertmanager.urls),
+                     conf.alertmanager.poll_interval,
+                     f"on {conf.webhook.host}:{self.listen_port}" if runner else "disabled",
+                     ", ".join(conf.oslo_messaging_notifications.topics))
+            sd_notify(self._notify_socket, "READY=1")
+            self._started.set()
+            await self._stop.wait()
+            await self._drain(runner, tasks)
+            runner = None
+        finally:
+            self._started.set()
+            self._accepting = False
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if runner is not None:
+                await runner.cleanup()
+            if getattr(self, "_poller", None) is not None:
+                await self._poller.close()
+            if resolver is not None:
+                await resolver.close()
+            if notifier is not None:
+                await self._loop.run_in_executor(self._publish_executor, notifier.close)
+            if getattr(self, "_outbox", None) is not None:
+                await self._db(self._outbox.close)
+            self._publish_executor.shutdown(wait=False, cancel_futures=True)
+            self._db_executor.shutdown(wait=True)
+
+    async def _drain(self, runner: web.AppRunner | None, tasks: Sequence[asyncio.Task]) -> None:
+        """Stop intake, finish in-flight work, send what the broker takes in time."""
+        budget = max(1.0, self.conf.graceful_shutdown_timeout * 0.5)
+        deadline = time.monotonic() + budget
+        sd_notify(self._notify_socket, "STOPPING=1")
+        LOG.info("Stopping: no new alerts taken, draining the outbox (up to %.0fs)", budget)
+        self._accepting = False
+        if runner is not None:
+            await runner.cleanup()
+        # Wait for a poll or webhook that is being stored right now.
+        async with self._intake_lock:
+            pass
+        dispatcher_task = tasks[0]
+        for task in tasks[1:]:
+            task.cancel()
+        await asyncio.gather(*tasks[1:], return_exceptions=True)
+        empty = await self._dispatcher.drain(max(0.1, deadline - time.monotonic()))
+        dispatcher_task.cancel()
+        await asyncio.gather(dispatcher_task, return_exceptions=True)
+        left = await self._db(self._outbox.depth)
+        if empty:
+            LOG.info("Drained: outbox empty, every event confirmed by the broker")
+        else:
+            LOG.warning("Drained what the broker accepted in time: %d events remain in the "
+                        "outbox and are sent at the next start", left)
+
+    def _new_tracker(self) -> LifecycleTracker:
+        conf = self.conf
+        return LifecycleTracker(
+            cluster=conf.alertmanager.cluster_name,
+            grace_period=conf.lifecycle.resolve_grace_period,
+            suppressed_policy=conf.lifecycle.suppressed_policy,
+            started_at=self._started_at)
+
+    async def _start_listener(self) -> web.AppRunner:
+        conf = self.conf
+        receiver = WebhookReceiver.from_conf(conf, on_alerts=self._on_webhook)
+        app = listener.build_app(max_body_size=conf.webhook.max_body_size,
+                                 readiness=self.readiness)
+        receiver.add_routes(app)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+        await runner.setup()
+        site = web.TCPSite(runner, conf.webhook.host, conf.webhook.port)
+        await site.start()
+        self.listen_port = runner.addresses[0][1]
+        LOG.info("Listening on %s:%d (webhook /v1/alerts, /healthz, /readyz, /metrics)",
+                 conf.webhook.host, self.listen_port)
+        return runner
+
+    # -- intake --------------------------------------------------------------
+    async def _on_poll(self, result: PollResult) -> None:
+        if any(replica.alerts is not None for replica in result.replicas):
+            self._alertmanager_answered = True
+        if not self._accepting:
+            return
+        try:
+            await self._observe(lambda now: self._tracker.observe_poll(result, now))
+        except exception.OutboxFull as err:
+            # Nothing is lost: the alerts are still in Alertmanager and the
+            # next poll sees them again.
+            LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
+
+    async def _on_webhook(self, alerts: list[Alert], source_url: str) -> None:
+        if not self._accepting:
+            raise exception.OutboxFull(depth=-1, limit=-1, message="relay is stopping")
+        await self._observe(lambda now: self._tracker.observe_webhook(alerts, now, source_url))
+        self._poller.poll_now()
+
+    async def _expire_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.conf.alertmanager.poll_interval)
+            try:
+                await self._observe(self._tracker.expire)
+            except exception.OutboxFull as err:
+                LOG.warning("Expiry check postponed, %s", err)
+            except Exception:
+                LOG.exception("Expiry check failed")
+
+    async def _observe(self, observe: Callable[[datetime.datetime], list[Transition]]) -> None:
+        """Run one observation through the tracker and store its events atomically.
+
+        The tracker's state and the events land in one SQLite transaction.  If
+        storing fails, the tracker is rebuilt from the stored state, so the
+        next observation derives the same transitions again: none is lost.
+        """
+        async with self._intake_lock:
+            if await self._db(self._outbox.depth) >= self.conf.publisher.max_outbox_events:
+                telemetry.OUTBOX_FULL.inc()
+                raise exception.OutboxFull(depth=await self._db(self._outbox.depth),
+                                           limit=self.conf.publisher.max_outbox_events)
+            transitions = observe(utcnow())
+            if not transitions:
+                return
+            try:
+                await self._store(transitions)
+            except BaseException:
+                await self._rebuild_tracker()
+                raise
+        self._dispatcher.wake()
+
+    async def _store(self, transitions: list[Transition]) -> None:
+        events = await asyncio.gather(
+            *(self._transformer.transform(transition) for transition in transitions))
+        stored = [event for event in events if event is not None]
+        await self._db(self._outbox.put, stored, self._tracker.export_changes())
+        telemetry.ALERTS_TRACKED.set(self._tracker.tracked)
+        self._log_transitions(transitions)
+
+    async def _rebuild_tracker(self) -> None:
+        tracker = self._new_tracker()
+        tracker.restore(await self._db(self._outbox.load_states))
+        self._tracker = tracker
+
+    @staticmethod
+    def _log_transitions(transitions: Sequence[Transition]) -> None:
+        if len(transitions) <= _LOG_EACH_TRANSITION_UP_TO:
+            for t in transitions:
+                LOG.info("Alarm %s %s: %s%s", t.alarm_id, t.kind, t.alert.name,
+                         f" ({t.reason})" if t.reason else "")
+            return
+        counts: dict[str, int] = {}
+        for t in transitions:
+            counts[t.kind] = counts.get(t.kind, 0) + 1
+        LOG.info("Stored %d transitions: %s", len(transitions),
+                 ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items())))
+
+    async def _outbox_gauges_loop(self) -> None:
+        while True:
+            try:
+                depth = await self._db(self._outbox.depth)
+                age = await self._db(self._outbox.oldest_age, time.time())
+                telemetry.OUTBOX_DEPTH.set(depth)
+                telemetry.OUTBOX_OLDEST_AGE.set(age or 0.0)
+                self._outbox_ok = True
+            except Exception:
+                self._outbox_ok = False
+                LOG.exception("Outbox is not readable")
+            await asyncio.sleep(5.0)
+
+
+class RelayService(service.Service):
+    """oslo.service wrapper: runs :class:`Relay` in a loop thread of the worker.
+
+    Built in the master and forked: nothing is created in ``__init__``; the
+    thread, loop and connections are all made in ``start()``.
+    """
+
+    def __init__(self, conf: cfg.ConfigOpts, *, notify_socket: str | None = None) -> None:
+        super().__init__()
+        self.conf = conf
+        self.notify_socket = notify_socket
+        self._relay: Relay | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
+
+    def start(self) -> None:
+        super().start()
+        self._relay = Relay(self.conf, notify_socket=self.notify_socket)
+        self._thread = threading.Thread(target=self._run, name="alarm-relay-loop", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            asyncio.run(self._relay.run())
+        except BaseException as err:  # the thread's top: report, never vanish silently
+            self._error = err
+            LOG.error("alarm-relay stopped on an error: %s", err,
+                      exc_info=not isinstance(err, exception.AlarmRelayError))
+
+    def wait(self) -> None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            # cotyledon turns a non-zero exit into a respawn after a back-off.
+            raise SystemExit(1)
+
+    def stop(self, graceful: bool = True) -> None:
+        if self._relay is not None:
+            self._relay.request_stop()
+        if self._thread is not None:
+            # cotyledon exits the worker with os._exit() after stop(): the
+            # drain must be finished here.
+            self._thread.join(max(1.0, self.conf.graceful_shutdown_timeout - 2.0))
+        LOG.info("alarm-relay worker stopped")
+        super().stop(graceful)
+
+
+def run_forever(conf: cfg.ConfigOpts, relay_service: RelayService) -> int:
+    """Launch the service under oslo.service and return the exit code."""
+    launcher = service.launch(conf, relay_service, workers=1, restart_method="mutate")
+    return launcher.wait() or 0
+
