@@ -107,8 +107,8 @@ class RelayProcess:
 
     def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> RelayProcess:
         self._log_handle = self.log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1", **self.env}
-        env.pop("NOTIFY_SOCKET", None)
+        inherited = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env = {**inherited, "PYTHONUNBUFFERED": "1", **self.env}
         self.proc = subprocess.Popen(
             [relay_script(), "--config-file", str(self.config_path)],
             stdout=self._log_handle, stderr=subprocess.STDOUT, env=env,
