@@ -18,7 +18,8 @@ TARGET = ROOT / "docs" / "configuration.md"
 HEADER = """# Configuration reference
 
 Generated from the code by `make genconfig` (`tools/gen_config_doc.py`); do not edit by hand.
-The file is oslo.config INI, passed as `alarm-relay --config-file /etc/alarm-relay/alarm-relay.conf`.
+The file is oslo.config INI, passed as
+`alarm-relay --config-file /etc/alarm-relay/alarm-relay.conf`.
 `etc/alarm-relay/alarm-relay.conf.sample` is the same reference as a commented config file,
 including the options of oslo.messaging (`transport_url`, `[oslo_messaging_notifications]`,
 `[oslo_messaging_rabbit]`), oslo.log and oslo.service (`graceful_shutdown_timeout`).

@@ -9,7 +9,8 @@ import yaml
 
 from daemon import telemetry
 
-RULES = pathlib.Path(__file__).resolve().parents[2] / "etc" / "alarm-relay" / "prometheus-rules.yaml"
+ETC = pathlib.Path(__file__).resolve().parents[2] / "etc" / "alarm-relay"
+RULES = ETC / "prometheus-rules.yaml"
 
 
 def test_promtool_accepts_the_rules():
