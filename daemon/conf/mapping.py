@@ -32,6 +32,19 @@ MAPPING_OPTS = [
         help="Map from the value of an alert's severity label (lower-cased) to "
              "the normalised severity: critical, major, minor, warning or "
              "info. Anything else is 'unknown'."),
+    cfg.StrOpt(
+        "severity_label",
+        default="severity",
+        mutable=True,
+        help="The alert label holding the raw severity (reported as "
+             "severity_raw; normalised through severity_map)."),
+    cfg.FloatOpt(
+        "resolve_timeout",
+        default=5.0,
+        min=0.01,
+        mutable=True,
+        help="Seconds each resolver (metrics lookup) may take for one alarm. "
+             "On timeout the event is published unresolved, with the reason."),
 ]
 
 

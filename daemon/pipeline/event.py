@@ -1,13 +1,32 @@
-"""``AlarmEvent``: what is stored in the outbox and published on the bus."""
+"""``AlarmEvent``: what is stored in the outbox and published on the bus.
+
+The payload's JSON Schema ships as ``daemon/pipeline/schema.json``;
+:func:`load_schema` returns it (tests and ``alarm-relay-manage`` validate
+against it).
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import functools
+import importlib.resources
+import json
 from typing import Any
 
-__all__ = ["AlarmEvent", "SCHEMA_VERSION"]
+__all__ = ["AlarmEvent", "SCHEMA_VERSION", "load_schema"]
 
 SCHEMA_VERSION = "1.0"
+
+
+@functools.cache
+def load_schema() -> dict[str, Any]:
+    """The JSON Schema (draft 2020-12) of the event payload, schema_version 1.0.
+
+    Treat the returned dict as read-only: it is cached.
+    """
+    text = importlib.resources.files("daemon.pipeline").joinpath("schema.json").read_text(
+        encoding="utf-8")
+    return json.loads(text)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

@@ -22,13 +22,24 @@ class ResolveRequest:
         or None when the rule sets none
     :ivar properties: the mapping's result (property -> value or None)
     :ivar labels: the alert's labels
-    :ivar queries: the rule's enrichment queries, name -> PromQL template
+    :ivar queries: the rule's enrichment queries (``metrics:`` in the mapping
+        file), name -> PromQL template.  A placeholder ``{name}`` stands for the
+        value of the alert label or resource property ``name`` (properties,
+        including resolved ones, win); the resolver substitutes it escaped for
+        a double-quoted PromQL string (``daemon/metrics/promql.py``).  See
+        docs/mapping.md.
+    :ivar alarm_id: the alarm being resolved (for caches and logs)
+    :ivar kind: the transition: ``firing``, ``updated`` or ``resolved``
+    :ivar rule: the matching rule's reference (its name or ``rule N``)
     """
 
     resource_type: str | None
     properties: Mapping[str, str | None]
     labels: Mapping[str, str]
     queries: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    alarm_id: str = ""
+    kind: str = "firing"
+    rule: str | None = None
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -48,7 +59,16 @@ class Resolution:
 
 
 class Resolver(Protocol):
-    """Anything that can resolve a resource; must not raise for lookup failures."""
+    """Anything that can resolve a resource; must not raise for lookup failures.
+
+    The transformer calls every configured resolver concurrently, each under
+    ``asyncio.wait_for(..., resolve_timeout)``; a timeout or an exception is
+    recorded as an error of that resolver and the event is published anyway.
+    Results are merged in resolver order: the first ``resource_id`` wins, and
+    properties and metrics are added without overwriting what the mapping or
+    an earlier resolver already gave.  An optional ``NAME`` attribute names the
+    resolver in errors and metrics.
+    """
 
     async def resolve(self, request: ResolveRequest) -> Resolution:
         ...

@@ -1,0 +1,364 @@
+"""The transformer: one lifecycle ``Transition`` in, one ``AlarmEvent`` out.
+
+Pure logic over a :class:`~daemon.pipeline.mapping.CompiledMapping`; the only
+awaits are on the :class:`~daemon.pipeline.resolver.Resolver` protocol, each
+bounded by ``resolve_timeout``.  The alarm's identity (``alarm_id``,
+``fingerprint``) always comes from the transition, i.e. from the alert's full
+label set, never from the resource: two alerts that map to the same resource
+stay two alarms.
+
+The payload is documented in docs/events.md and described by the JSON Schema
+``daemon/pipeline/schema.json``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime
+import math
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from oslo_log import log
+
+from daemon import telemetry
+from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent
+from daemon.pipeline.mapping import CompiledMapping, Match
+from daemon.pipeline.resolver import Resolution, Resolver, ResolveRequest
+from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP, SeverityMap
+
+if TYPE_CHECKING:
+    from oslo_config import cfg
+
+    from daemon.lifecycle import Transition
+
+__all__ = ["UNMATCHED_POLICIES", "Transformer"]
+
+LOG = log.getLogger(__name__)
+
+#: What ``unmatched`` may be: publish with ``resource.mapped`` false, or drop.
+UNMATCHED_POLICIES: Final = ("emit", "drop")
+
+_UTC: Final = datetime.UTC
+_LOGGED_NAMES_LIMIT: Final = 10_000
+_ISO_CACHE_LIMIT: Final = 4096
+_MAX_ERROR_LENGTH: Final = 300
+
+
+class _EventIds:
+    """Random (version 4) UUID strings, cheaper than ``str(uuid.uuid4())``.
+
+    Draws randomness from ``os.urandom`` in blocks; every id still has 122
+    random bits and the version and variant bits of RFC 9562.
+    """
+
+    __slots__ = ("_hex", "_pos")
+
+    _BLOCK: Final = 1024
+    _VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._pos = 0
+
+    def next(self) -> str:
+        pos = self._pos
+        h = self._hex
+        if pos >= len(h):
+            h = self._hex = os.urandom(16 * self._BLOCK).hex()
+            pos = 0
+        self._pos = pos + 32
+        return (f"{h[pos:pos + 8]}-{h[pos + 8:pos + 12]}-4{h[pos + 13:pos + 16]}-"
+                f"{self._VARIANT[h[pos + 16]]}{h[pos + 17:pos + 20]}-{h[pos + 20:pos + 32]}")
+
+
+class Transformer:
+    """Turns transitions into alarm events using the mapping and the resolvers.
+
+    :param mapping: the compiled mapping
+    :param resolvers: called concurrently for every matched alert; results are
+        merged in this order (first ``resource_id`` wins, properties and
+        metrics are added without overwriting)
+    :param unmatched: ``emit`` (publish with ``resource.mapped`` false) or
+        ``drop`` (return None for firing and updated transitions; a resolved
+        transition is always published, since its firing may have been
+        published under an earlier mapping)
+    :param severity_map: raw severity (case-insensitive) -> normalised severity
+    :param severity_label: the label holding the raw severity
+    :param host: this relay's host name, reported as ``source.relay``
+    :param resolve_timeout: seconds each resolver may take
+    :raises ValueError: an unknown ``unmatched`` policy, a bad severity map or
+        a non-positive timeout
+    """
+
+    def __init__(self, mapping: CompiledMapping, *, resolvers: Sequence[Resolver] = (),
+                 unmatched: str = "emit",
+                 severity_map: Mapping[str, str] = DEFAULT_SEVERITY_MAP,
+                 severity_label: str = "severity", host: str = "",
+                 resolve_timeout: float = 5.0) -> None:
+        if unmatched not in UNMATCHED_POLICIES:
+            raise ValueError(f"unmatched must be one of {UNMATCHED_POLICIES}, got {unmatched!r}")
+        if not resolve_timeout > 0:
+            raise ValueError(f"resolve_timeout must be positive, got {resolve_timeout!r}")
+        self._mapping = mapping
+        self._resolvers = tuple(resolvers)
+        self._names = tuple(_resolver_name(r) for r in self._resolvers)
+        self._drop = unmatched == "drop"
+        self._severity = SeverityMap(severity_map)
+        self._severity_label = severity_label
+        self._host = host
+        self._timeout = float(resolve_timeout)
+        self._ids = _EventIds()
+        self._iso: dict[datetime.datetime, str] = {}
+        self._unmatched_logged: set[str] = set()
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts, mapping: CompiledMapping,
+                  resolvers: Sequence[Resolver] = ()) -> Transformer:
+        """Build a transformer from the ``[mapping]`` options.
+
+        :param conf: the registered and parsed configuration
+        :param mapping: the compiled mapping (``load_mapping(conf.mapping.path)``)
+        :param resolvers: the resolvers, in order
+        :raises ValueError: an option value that cannot work
+        """
+        group = conf.mapping
+        return cls(mapping, resolvers=resolvers, unmatched=group.unmatched,
+                   severity_map=group.severity_map, severity_label=group.severity_label,
+                   host=conf.host, resolve_timeout=group.resolve_timeout)
+
+    @property
+    def mapping(self) -> CompiledMapping:
+        """The mapping in use."""
+        return self._mapping
+
+    def replace_mapping(self, mapping: CompiledMapping) -> CompiledMapping:
+        """Use ``mapping`` from now on; transforms already running finish with the old one.
+
+        The caller validates first (``load_mapping`` raises on an invalid
+        file, so on error the old mapping simply stays).
+
+        :param mapping: the new compiled mapping
+        :returns: the previous mapping
+        """
+        old, self._mapping = self._mapping, mapping
+        self._unmatched_logged.clear()
+        LOG.info("Mapping replaced: %s (%s, %d rules) instead of %s (%s, %d rules)",
+                 mapping.source, mapping.digest, len(mapping),
+                 old.source, old.digest, len(old))
+        return old
+
+    async def transform(self, transition: Transition) -> AlarmEvent | None:
+        """Build the event of one transition.
+
+        Never raises for a resolver's failure or timeout: the event is built
+        with ``resource.resolved`` false and the reason.
+
+        :param transition: the lifecycle's transition
+        :returns: the event, or None when no rule matches, the policy is
+            ``drop`` and the transition is not ``resolved``
+        """
+        alert = transition.alert
+        labels = alert.labels
+        match = self._mapping.match(labels)  # one snapshot of the mapping per alert
+        if match is None:
+            name = labels.get("alertname", "")
+            telemetry.ALERTS_UNMATCHED.labels(name).inc()
+            if name not in self._unmatched_logged:
+                self._log_unmatched(name)
+            if self._drop and transition.kind != "resolved":
+                return None
+            resource: dict[str, Any] = {
+                "type": None, "id": None, "properties": {}, "rule": None, "mapped": False,
+                "missing_labels": [], "resolved": False, "unresolved_reason": "unmatched",
+                "resolve_errors": [],
+            }
+            return self._event(transition, resource, {})
+        if not self._resolvers:
+            rule = match.rule
+            props = match.properties
+            resource = {
+                "type": rule.type, "id": props.get("id"), "properties": props,
+                "rule": rule.ref, "mapped": True, "missing_labels": list(match.missing_labels),
+                "resolved": False, "unresolved_reason": "no resolver configured",
+                "resolve_errors": [],
+            }
+            return self._event(transition, resource, {})
+        resource, metrics = await self._resolve(transition, match)
+        return self._event(transition, resource, metrics)
+
+    # ------------------------------------------------------------------ internals
+
+    def _log_unmatched(self, name: str) -> None:
+        if len(self._unmatched_logged) < _LOGGED_NAMES_LIMIT:
+            self._unmatched_logged.add(name)
+        LOG.warning("No mapping rule matches alerts named %r (%s); policy %s. "
+                    "Logged once per alertname; alarm_relay_alerts_unmatched_total counts them.",
+                    name, self._mapping.source, "drop" if self._drop else "emit")
+
+    async def _resolve(self, transition: Transition,
+                       match: Match) -> tuple[dict[str, Any], dict[str, Any]]:
+        rule = match.rule
+        request = ResolveRequest(
+            resource_type=rule.type, properties=dict(match.properties),
+            labels=transition.alert.labels, queries=rule.queries,
+            alarm_id=transition.alarm_id, kind=transition.kind, rule=rule.ref)
+        if len(self._resolvers) == 1:
+            results = [await self._call(self._resolvers[0], self._names[0], request)]
+        else:
+            results = await asyncio.gather(*(
+                self._call(r, n, request) for r, n in zip(self._resolvers, self._names,
+                                                           strict=True)))
+        props: dict[str, str | None] = dict(match.properties)
+        metrics: dict[str, Any] = {}
+        resource_id: str | None = None
+        resolved = False
+        errors: list[str] = []
+        for name, result in zip(self._names, results, strict=True):
+            if result.errors:
+                errors.extend(_clip(f"{name}: {e}") for e in result.errors)
+            if result.resource_id and resource_id is None:
+                resource_id = str(result.resource_id)
+                resolved = True
+            for key, value in result.properties.items():
+                key = str(key)
+                if key not in props:
+                    props[key] = _property_value(value)
+                    resolved = True
+            for key, value in result.metrics.items():
+                metrics.setdefault(str(key), _json_value(value))
+        if resolved:
+            reason = None
+        elif errors:
+            reason = "; ".join(errors)
+        else:
+            reason = "no resolver could resolve it"
+        resource = {
+            "type": rule.type, "id": resource_id if resource_id else props.get("id"),
+            "properties": props, "rule": rule.ref, "mapped": True,
+            "missing_labels": list(match.missing_labels), "resolved": resolved,
+            "unresolved_reason": reason, "resolve_errors": errors,
+        }
+        return resource, metrics
+
+    async def _call(self, resolver: Resolver, name: str, request: ResolveRequest) -> Resolution:
+        try:
+            result = await asyncio.wait_for(resolver.resolve(request), self._timeout)
+        except TimeoutError:
+            telemetry.RESOLVER_FAILURES.labels(name).inc()
+            LOG.warning("Resolver %s timed out after %ss for alarm %s",
+                        name, self._timeout, request.alarm_id)
+            return Resolution(errors=(f"timed out after {self._timeout:g}s",))
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # a resolver must not raise; if it does, the event still goes
+            telemetry.RESOLVER_FAILURES.labels(name).inc()
+            LOG.warning("Resolver %s failed for alarm %s: %s",
+                        name, request.alarm_id, type(err).__name__)
+            LOG.debug("Resolver %s failure", name, exc_info=True)
+            return Resolution(errors=(f"failed: {type(err).__name__}",))
+        if not isinstance(result, Resolution):
+            return Resolution(errors=(f"returned {type(result).__name__}, not a Resolution",))
+        return result
+
+    def _iso_time(self, value: datetime.datetime) -> str:
+        text = self._iso.get(value)
+        if text is None:
+            if value.tzinfo is None:
+                utc = value.replace(tzinfo=_UTC)
+            else:
+                utc = value.astimezone(_UTC)
+            text = utc.isoformat()[:-6] + "Z"
+            if len(self._iso) >= _ISO_CACHE_LIMIT:
+                self._iso.clear()
+            self._iso[value] = text
+        return text
+
+    def _event(self, transition: Transition, resource: dict[str, Any],
+               metrics: dict[str, Any]) -> AlarmEvent:
+        alert = transition.alert
+        labels = alert.labels
+        kind = transition.kind
+        iso = self._iso_time
+        raw = labels.get(self._severity_label)
+        observed_at = transition.observed_at
+        if kind == "resolved":
+            status = "resolved"
+            reason = transition.reason or "resolved"
+            ends_at = iso(_end_time(alert.ends_at, observed_at))
+        else:
+            status = "firing"
+            reason = None
+            ends_at = None
+        event_id = self._ids.next()
+        payload = {
+            "schema_version": SCHEMA_VERSION,
+            "event_id": event_id,
+            "alarm_id": transition.alarm_id,
+            "fingerprint": alert.fingerprint,
+            "sequence": transition.sequence,
+            "name": labels.get("alertname", ""),
+            "status": status,
+            "reason": reason,
+            "severity": self._severity.normalise(raw),
+            "severity_raw": raw,
+            "starts_at": iso(alert.starts_at),
+            "ends_at": ends_at,
+            "observed_at": iso(observed_at),
+            "labels": dict(labels),
+            "annotations": dict(alert.annotations),
+            "generator_url": alert.generator_url or None,
+            "silenced_by": list(alert.silenced_by),
+            "inhibited_by": list(alert.inhibited_by),
+            "source": {"type": "alertmanager", "cluster": transition.cluster,
+                       "url": transition.source_url, "relay": self._host},
+            "resource": resource,
+            "metrics": metrics,
+        }
+        return AlarmEvent(event_id, "alarm." + kind, transition.alarm_id,
+                          transition.sequence, payload)
+
+
+def _end_time(ends_at: datetime.datetime | None,
+              observed_at: datetime.datetime) -> datetime.datetime:
+    """When a resolved alarm ended: its endsAt, unless missing or after we saw it end."""
+    if ends_at is None:
+        return observed_at
+    try:
+        return ends_at if ends_at < observed_at else observed_at
+    except TypeError:  # naive against aware
+        return observed_at
+
+
+def _resolver_name(resolver: object) -> str:
+    name = getattr(resolver, "NAME", None)
+    return name if isinstance(name, str) and name else type(resolver).__name__
+
+
+def _clip(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_LENGTH else text[:_MAX_ERROR_LENGTH - 3] + "..."
+
+
+def _property_value(value: object) -> str | None:
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return _clip(repr(value))
+
+
+def _json_value(value: object, depth: int = 0) -> Any:
+    """``value`` made JSON-safe: NaN and infinities become None, unknown types strings."""
+    if value is None or isinstance(value, str | bool | int):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if depth < 8:
+        if isinstance(value, Mapping):
+            return {str(k): _json_value(v, depth + 1) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [_json_value(v, depth + 1) for v in value]
+    return _clip(str(value))
