@@ -1,0 +1,281 @@
+"""The outbox: events stored in SQLite before they are sent, removed once confirmed.
+
+One SQLite file under ``[DEFAULT] state_dir`` holds two tables:
+
+- ``outbox``: every event not yet confirmed by the broker, in insertion order
+  (an ``AUTOINCREMENT`` row id that is never reused, so "oldest first" is
+  simply "lowest row id first");
+- ``lifecycle_state``: the lifecycle tracker's records (one JSON object per
+  key), written in the same transaction as the events they caused, so after a
+  crash the state and the outbox always agree.
+
+Durability (WAL journal): :meth:`Outbox.put` commits with
+``synchronous=FULL``, so once it returns the events and the state survive a
+power loss, not only a process crash; that is what lets the webhook answer 200.
+:meth:`Outbox.ack` commits with ``synchronous=NORMAL``: WAL keeps it atomic and
+safe against a crash of the process, and a power loss can only forget the last
+acknowledgements, which makes the relay send those events again under the same
+``event_id`` (consumers deduplicate on it). Acknowledgements are the hot path
+(one per event sent), puts are rare (one per batch of transitions), so this
+keeps the fsync where it buys something.
+
+Threading: the connection is opened with ``check_same_thread=False`` because
+the service creates it in one thread and then calls it from its single DB
+executor thread. All calls must come from that one thread (one at a time);
+the object has no lock of its own.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from oslo_log import log
+
+from daemon import exception, telemetry
+from daemon.pipeline.event import AlarmEvent
+
+__all__ = ["Outbox"]
+
+LOG = log.getLogger(__name__)
+
+_SCHEMA_VERSION = 1
+
+_SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS outbox (
+        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
+        event_id   TEXT NOT NULL UNIQUE,
+        event_type TEXT NOT NULL,
+        alarm_id   TEXT NOT NULL,
+        sequence   INTEGER NOT NULL,
+        payload    TEXT NOT NULL,
+        created_at REAL NOT NULL
+    )""",
+    """CREATE TABLE IF NOT EXISTS lifecycle_state (
+        key    TEXT PRIMARY KEY,
+        record TEXT NOT NULL
+    )""",
+)
+
+# Rows deleted per DELETE statement (SQLite's default limit on host
+# parameters is 32766; stay well below it).
+_ACK_CHUNK = 500
+
+
+class Outbox:
+    """Events waiting for a broker confirmation, and the lifecycle state.
+
+    :param path: the SQLite file (created if missing)
+    :param max_events: most events kept unsent; :meth:`put` raises
+        :class:`~daemon.exception.OutboxFull` beyond it
+    """
+
+    def __init__(self, path: str, *, max_events: int) -> None:
+        if max_events < 1:
+            raise ValueError("max_events must be at least 1")
+        self.path = path
+        self.max_events = max_events
+        self._db: sqlite3.Connection | None = None
+        self._depth = 0
+        self._full = False
+
+    # -- lifecycle --------------------------------------------------------
+
+    def open(self) -> None:
+        """Open (and create or upgrade) the database.
+
+        :raises sqlite3.Error: the file cannot be opened or is not ours
+        """
+        if self._db is not None:
+            return
+        db = sqlite3.connect(self.path, isolation_level=None,
+                             check_same_thread=False, timeout=30.0)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            version = db.execute("PRAGMA user_version").fetchone()[0]
+            if version > _SCHEMA_VERSION:
+                raise sqlite3.DatabaseError(
+                    f"{self.path} has schema version {version}, newer than "
+                    f"this relay's {_SCHEMA_VERSION}")
+            db.execute("BEGIN IMMEDIATE")
+            for statement in _SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION:d}")
+            db.execute("COMMIT")
+            self._depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
+        except BaseException:
+            db.close()
+            raise
+        self._db = db
+        LOG.info("outbox %s opened with %d unsent events", self.path, self._depth)
+
+    def close(self) -> None:
+        """Close the database; idempotent."""
+        db, self._db = self._db, None
+        if db is None:
+            return
+        try:
+            db.execute("PRAGMA optimize")
+        except sqlite3.Error:  # pragma: no cover - best effort
+            pass
+        db.close()
+
+    def __enter__(self) -> Outbox:
+        self.open()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            raise RuntimeError("outbox is not open")
+        return self._db
+
+    # -- writes -----------------------------------------------------------
+
+    def put(self, events: Sequence[AlarmEvent],
+            states: Iterable[tuple[str, dict[str, Any] | None]] = ()) -> None:
+        """Store events and lifecycle state records in one transaction.
+
+        Events keep the order given (an alarm's events must be given in
+        sequence order, which is the order they are sent in). An event whose
+        ``event_id`` is already stored is ignored.
+
+        :param events: the events to send
+        :param states: ``(key, record)`` pairs; a ``None`` record deletes the key
+        :raises OutboxFull: depth + len(events) would exceed ``max_events``;
+            nothing was stored
+        :raises sqlite3.Error: the write failed; nothing was stored
+        """
+        db = self._conn
+        if events and self._depth + len(events) > self.max_events:
+            telemetry.OUTBOX_FULL.inc()
+            if not self._full:
+                self._full = True
+                LOG.warning("outbox full: %d events unsent (limit %d); new "
+                            "transitions wait until the broker takes events",
+                            self._depth, self.max_events)
+            raise exception.OutboxFull(depth=self._depth, limit=self.max_events)
+        now = time.time()
+        rows = [(e.event_id, e.event_type, e.alarm_id, e.sequence,
+                 json.dumps(e.payload, separators=(",", ":")), now)
+                for e in events]
+        upserts = []
+        deletes = []
+        for key, record in states:
+            if record is None:
+                deletes.append((key,))
+            else:
+                upserts.append((key, json.dumps(record, separators=(",", ":"))))
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            before = db.total_changes
+            if rows:
+                db.executemany(
+                    "INSERT OR IGNORE INTO outbox (event_id, event_type, alarm_id,"
+                    " sequence, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    rows)
+            added = db.total_changes - before
+            if upserts:
+                db.executemany(
+                    "INSERT OR REPLACE INTO lifecycle_state (key, record) VALUES (?, ?)",
+                    upserts)
+            if deletes:
+                db.executemany("DELETE FROM lifecycle_state WHERE key = ?", deletes)
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        self._depth += added
+        if self._full and self._depth < self.max_events:
+            self._full = False
+            LOG.info("outbox accepts events again (%d unsent)", self._depth)
+
+    def ack(self, event_ids: Iterable[str]) -> int:
+        """Remove events the broker confirmed.
+
+        :param event_ids: ids of confirmed events; unknown ids are ignored
+        :returns: how many events were removed
+        :raises sqlite3.Error: the write failed; nothing was removed
+        """
+        ids = list(event_ids)
+        if not ids:
+            return 0
+        db = self._conn
+        db.execute("PRAGMA synchronous=NORMAL")
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                before = db.total_changes
+                for start in range(0, len(ids), _ACK_CHUNK):
+                    chunk = ids[start:start + _ACK_CHUNK]
+                    marks = ",".join("?" * len(chunk))  # placeholders only
+                    db.execute(f"DELETE FROM outbox WHERE event_id IN ({marks})",  # noqa: S608
+                               chunk)
+                removed = db.total_changes - before
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        finally:
+            db.execute("PRAGMA synchronous=FULL")
+        self._depth -= removed
+        if self._full and self._depth < self.max_events:
+            self._full = False
+            LOG.info("outbox accepts events again (%d unsent)", self._depth)
+        return removed
+
+    # -- reads ------------------------------------------------------------
+
+    def pending(self, limit: int) -> list[AlarmEvent]:
+        """The oldest unsent events, oldest first (insertion order).
+
+        :param limit: most events returned
+        """
+        return self.pending_after(0, limit)[0]
+
+    def pending_after(self, cursor: int, limit: int) -> tuple[list[AlarmEvent], int]:
+        """Unsent events stored after ``cursor``, oldest first.
+
+        The dispatcher reads each event once with this: it starts at cursor 0
+        and passes back the cursor it got.
+
+        :param cursor: 0, or a cursor returned by an earlier call
+        :param limit: most events returned
+        :returns: the events and the cursor to pass next time
+        """
+        rows = self._conn.execute(
+            "SELECT seq, event_id, event_type, alarm_id, sequence, payload"
+            " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, limit)).fetchall()
+        if not rows:
+            return [], cursor
+        loads = json.loads
+        events = [AlarmEvent(event_id=r[1], event_type=r[2], alarm_id=r[3],
+                             sequence=r[4], payload=loads(r[5])) for r in rows]
+        return events, rows[-1][0]
+
+    def depth(self) -> int:
+        """Number of events stored and not yet confirmed."""
+        self._conn  # noqa: B018 - raises when closed
+        return self._depth
+
+    def oldest_age(self, now: float) -> float | None:
+        """Age in seconds of the oldest unsent event, None when empty.
+
+        :param now: the current ``time.time()``
+        """
+        row = self._conn.execute(
+            "SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+        return None if row is None else max(0.0, now - row[0])
+
+    def load_states(self) -> list[dict[str, Any]]:
+        """All lifecycle state records, for the tracker's ``restore()``."""
+        return [json.loads(r[0]) for r in self._conn.execute(
+            "SELECT record FROM lifecycle_state ORDER BY key")]

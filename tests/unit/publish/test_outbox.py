@@ -1,0 +1,173 @@
+"""Outbox: one transaction per put, oldest first, bounded, durable across reopen."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import pytest
+
+from daemon import exception, telemetry
+from daemon.publish.outbox import Outbox
+from tests.unit.publish.conftest import make_event
+
+
+@pytest.fixture
+def outbox(tmp_path):
+    box = Outbox(str(tmp_path / "state.sqlite"), max_events=10)
+    box.open()
+    yield box
+    box.close()
+
+
+def test_put_then_pending_oldest_first(outbox):
+    events = [make_event("a", 1), make_event("b", 1), make_event("a", 2)]
+    outbox.put(events[:2])
+    outbox.put(events[2:])
+    assert outbox.pending(10) == events
+    assert outbox.pending(2) == events[:2]
+    assert outbox.depth() == 3
+
+
+def test_payload_round_trips(outbox):
+    event = make_event(labels={"x": "é"}, silenced_by=[], metrics={"cpu": 0.5})
+    outbox.put([event])
+    (back,) = outbox.pending(1)
+    assert back == event and back.payload == event.payload
+
+
+def test_ack_removes_only_given_ids(outbox):
+    events = [make_event(str(i)) for i in range(5)]
+    outbox.put(events)
+    assert outbox.ack([events[1].event_id, events[3].event_id, "unknown"]) == 2
+    assert outbox.pending(10) == [events[0], events[2], events[4]]
+    assert outbox.depth() == 3
+    assert outbox.ack([]) == 0
+
+
+def test_ack_many_in_chunks(tmp_path):
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=5000) as box:
+        events = [make_event(str(i)) for i in range(1200)]
+        box.put(events)
+        assert box.ack(e.event_id for e in events[:1100]) == 1100
+        assert box.pending(1000) == events[1100:]
+
+
+def test_pending_after_reads_each_event_once(outbox):
+    events = [make_event(str(i)) for i in range(5)]
+    outbox.put(events[:3])
+    first, cursor = outbox.pending_after(0, 2)
+    second, cursor = outbox.pending_after(cursor, 10)
+    assert first + second == events[:3]
+    assert outbox.pending_after(cursor, 10) == ([], cursor)
+    outbox.put(events[3:])
+    assert outbox.pending_after(cursor, 10)[0] == events[3:]
+
+
+def test_full_stores_nothing_and_counts(outbox):
+    outbox.put([make_event(str(i)) for i in range(8)])
+    before = telemetry.OUTBOX_FULL._value.get()
+    with pytest.raises(exception.OutboxFull) as caught:
+        outbox.put([make_event("x"), make_event("y"), make_event("z")],
+                   states=[("k", {"v": 1})])
+    assert "8 events pending, limit 10" in str(caught.value)
+    assert telemetry.OUTBOX_FULL._value.get() == before + 1
+    assert outbox.depth() == 8 and len(outbox.pending(100)) == 8
+    assert outbox.load_states() == []
+    # Exactly up to the limit is fine; state-only puts always are.
+    outbox.put([make_event("x"), make_event("y")])
+    outbox.put([], states=[("k", {"v": 1})])
+    assert outbox.depth() == 10 and outbox.load_states() == [{"v": 1}]
+
+
+def test_states_upsert_delete_and_load(outbox):
+    outbox.put([make_event()], states=[("a", {"key": "a", "n": 1}), ("b", {"key": "b"})])
+    outbox.put([], states=[("a", {"key": "a", "n": 2}), ("b", None), ("c", None)])
+    assert outbox.load_states() == [{"key": "a", "n": 2}]
+
+
+def test_put_is_one_transaction(outbox):
+    events = [make_event("a"), make_event("b")]
+    with pytest.raises(sqlite3.Error):
+        # The second state key cannot be bound: the events must not stay either.
+        outbox.put(events, states=[("ok", {"v": 1}), (object(), {"v": 2})])
+    assert outbox.depth() == 0 and outbox.pending(10) == []
+    assert outbox.load_states() == []
+    outbox.put(events)
+    assert outbox.pending(10) == events
+
+
+def test_duplicate_event_id_is_ignored(outbox):
+    event = make_event()
+    outbox.put([event])
+    outbox.put([event])
+    assert outbox.depth() == 1 and outbox.pending(10) == [event]
+
+
+def test_survives_reopen(tmp_path):
+    path = str(tmp_path / "state.sqlite")
+    events = [make_event(str(i)) for i in range(3)]
+    with Outbox(path, max_events=10) as box:
+        box.put(events, states=[("k", {"v": 1})])
+        box.ack([events[0].event_id])
+    with Outbox(path, max_events=10) as box:
+        assert box.depth() == 2
+        assert box.pending(10) == events[1:]
+        assert box.load_states() == [{"v": 1}]
+
+
+def test_wal_mode(outbox):
+    db = sqlite3.connect(outbox.path)
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        db.close()
+
+
+def test_oldest_age(outbox):
+    now = time.time()
+    assert outbox.oldest_age(now) is None
+    outbox.put([make_event()])
+    assert 0 <= outbox.oldest_age(time.time() + 5) - 5 < 1
+    assert outbox.oldest_age(0) == 0.0
+
+
+def test_closed_outbox_refuses(tmp_path):
+    box = Outbox(str(tmp_path / "s.sqlite"), max_events=1)
+    with pytest.raises(RuntimeError):
+        box.depth()
+    box.open()
+    box.close()
+    box.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        box.put([make_event()])
+
+
+def test_newer_schema_is_refused(tmp_path):
+    path = str(tmp_path / "s.sqlite")
+    db = sqlite3.connect(path)
+    db.execute("PRAGMA user_version=99")
+    db.close()
+    with pytest.raises(sqlite3.DatabaseError, match="schema version 99"):
+        Outbox(path, max_events=1).open()
+
+
+def test_put_batch_is_fast(tmp_path):
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=100000) as box:
+        events = [make_event(str(i % 50), i) for i in range(5000)]
+        started = time.perf_counter()
+        for i in range(0, 5000, 100):
+            box.put(events[i:i + 100])
+        put_rate = 5000 / (time.perf_counter() - started)
+        started = time.perf_counter()
+        cursor = 0
+        while True:
+            batch, cursor = box.pending_after(cursor, 500)
+            if not batch:
+                break
+            for i in range(0, len(batch), 200):
+                box.ack(e.event_id for e in batch[i:i + 200])
+        drain_rate = 5000 / (time.perf_counter() - started)
+        assert box.depth() == 0
+    # Far above the broker's few thousand per second, even on a slow disk.
+    assert put_rate > 5000 and drain_rate > 5000, (put_rate, drain_rate)
