@@ -5,6 +5,8 @@ Keystone credentials live in [service_credentials] (see service_credentials.py).
 
 from oslo_config import cfg
 
+__all__ = ["AETOS_CLIENT_OPTS", "aetos_client_group", "list_opts", "register_opts"]
+
 aetos_client_group = cfg.OptGroup(
     name="aetos_client",
     title="Aetos client",
@@ -38,6 +40,45 @@ AETOS_CLIENT_OPTS = [
         default=5.0,
         min=0.1,
         help="Seconds allowed for one Aetos query."),
+    cfg.StrOpt(
+        "auth_mode",
+        default="keystone",
+        choices=[("keystone", "Find Aetos in the Keystone catalog and send a "
+                              "token from [service_credentials]."),
+                 ("noauth", "Aetos runs with auth_mode = noauth (labs and "
+                            "tests only): no Keystone, endpoint_override is "
+                            "required and requests carry the X-Project-Id and "
+                            "X-Roles headers below.")],
+        help="How the relay authenticates to Aetos."),
+    cfg.StrOpt(
+        "noauth_project_id",
+        default="alarm-relay",
+        help="X-Project-Id header sent when auth_mode is noauth."),
+    cfg.ListOpt(
+        "noauth_roles",
+        default=["admin"],
+        help="X-Roles header sent when auth_mode is noauth (admin sees every "
+             "project's metrics)."),
+    cfg.StrOpt(
+        "cafile",
+        help="CA bundle used to verify Aetos's TLS certificate (default: the "
+             "system's)."),
+    cfg.StrOpt(
+        "certfile",
+        help="Client certificate presented to Aetos."),
+    cfg.StrOpt(
+        "keyfile",
+        help="Private key of certfile."),
+    cfg.BoolOpt(
+        "insecure",
+        default=False,
+        help="Skip TLS verification of Aetos. Never in production: a warning "
+             "is logged at start-up."),
+    cfg.IntOpt(
+        "max_concurrency",
+        default=8,
+        min=1,
+        help="Most Aetos requests in flight at once."),
 ]
 
 

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+__all__ = ["DATASOURCES_OPTS", "datasources_group", "list_opts", "register_opts"]
+
 datasources_group = cfg.OptGroup(
     name="datasources",
     title="Metric datasources",
@@ -16,6 +18,40 @@ DATASOURCES_OPTS = [
              "Prometheus API, see [aetos_client]) and/or prometheus (direct, "
              "see [prometheus_client]). Empty: no metric lookups. Rolling back "
              "from Aetos to Prometheus is a change of this option."),
+    cfg.FloatOpt(
+        "resolve_timeout",
+        default=3.0,
+        min=0.1,
+        help="Seconds one alarm's resolution and enrichment may take in all; "
+             "what is not known by then is left unresolved with a reason."),
+    cfg.FloatOpt(
+        "cache_ttl",
+        default=300.0,
+        min=1.0,
+        help="Seconds a resolved host FQDN or instance UUID is reused."),
+    cfg.FloatOpt(
+        "negative_cache_ttl",
+        default=60.0,
+        min=0.0,
+        help="Seconds a lookup that found nothing (or found a collision) is "
+             "reused before asking again."),
+    cfg.FloatOpt(
+        "refresh_interval",
+        default=60.0,
+        min=1.0,
+        help="Seconds between two background refreshes of the host index "
+             "and of cache entries about to expire."),
+    cfg.FloatOpt(
+        "failure_backoff",
+        default=10.0,
+        min=0.0,
+        help="Seconds a backend that failed (unreachable, timed out, refused "
+             "the credentials) is skipped before it is asked again."),
+    cfg.StrOpt(
+        "instance_name_label",
+        default="domain",
+        help="Label of libvirt metrics holding the domain name "
+             "(instance-0000000a) that instance_uuid_label is looked up from."),
 ]
 
 

@@ -2,6 +2,9 @@
 
 from oslo_config import cfg
 
+__all__ = ["PROMETHEUS_CLIENT_OPTS", "list_opts", "prometheus_client_group",
+           "register_opts"]
+
 prometheus_client_group = cfg.OptGroup(
     name="prometheus_client",
     title="Prometheus client",
@@ -57,6 +60,11 @@ PROMETHEUS_CLIENT_OPTS = [
         default=5.0,
         min=0.1,
         help="Seconds allowed for one Prometheus query."),
+    cfg.IntOpt(
+        "max_concurrency",
+        default=8,
+        min=1,
+        help="Most Prometheus requests in flight at once."),
 ]
 
 

@@ -8,6 +8,12 @@ back empty.
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+__all__ = ["DEFAULT_TIMEOUT", "list_opts", "register_opts", "service_credentials_group"]
+
+#: Seconds allowed for one Keystone request unless ``timeout`` is set: a thread
+#: waiting on Keystone must not wait forever.
+DEFAULT_TIMEOUT = 10
+
 service_credentials_group = cfg.OptGroup(
     name="service_credentials",
     title="Keystone service credentials",
@@ -19,6 +25,7 @@ def register_opts(conf: cfg.ConfigOpts) -> None:
     conf.register_group(service_credentials_group)
     ks_loading.register_session_conf_options(conf, service_credentials_group.name)
     ks_loading.register_auth_conf_options(conf, service_credentials_group.name)
+    conf.set_default("timeout", DEFAULT_TIMEOUT, group=service_credentials_group.name)
 
 
 def list_opts() -> list:
