@@ -27,7 +27,7 @@ import pathlib
 import socket
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -142,6 +142,13 @@ class Relay:
     def wait_started(self, timeout: float) -> bool:
         return self._started.wait(timeout)
 
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task:
+        """Create a background task the service cancels and awaits on stop."""
+        task = asyncio.create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+        return task
+
     async def _db(self, func: Callable[..., T], *args: Any) -> T:
         return await self._loop.run_in_executor(self._db_executor, func, *args)
 
@@ -155,6 +162,10 @@ class Relay:
             1, thread_name_prefix="alarm-relay-db")
         self._publish_executor = concurrent.futures.ThreadPoolExecutor(
             conf.publisher.publish_threads, thread_name_prefix="alarm-relay-publish")
+        # keystoneauth1 (token, catalog) blocks: it gets threads of its own.
+        self._auth_executor = concurrent.futures.ThreadPoolExecutor(
+            2, thread_name_prefix="alarm-relay-auth")
+        self._background: set[asyncio.Task] = set()
         runner: web.AppRunner | None = None
         tasks: list[asyncio.Task] = []
         resolver = None
@@ -170,9 +181,9 @@ class Relay:
             compiled = await self._db(load_mapping_or_last_good, conf)
             self._mapping_loaded = True
 
-            resolver = build_resolver(conf)
+            resolver = build_resolver(conf, executor=self._auth_executor)
             if resolver is not None:
-                await resolver.start()
+                await resolver.start(task_factory=self._spawn)
             self._transformer = Transformer.from_conf(
                 conf, compiled, [resolver] if resolver is not None else [])
 
@@ -231,7 +242,11 @@ class Relay:
                 await self._loop.run_in_executor(self._publish_executor, notifier.close)
             if getattr(self, "_outbox", None) is not None:
                 await self._db(self._outbox.close)
+            for task in self._background:
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
             self._publish_executor.shutdown(wait=False, cancel_futures=True)
+            self._auth_executor.shutdown(wait=False, cancel_futures=True)
             self._db_executor.shutdown(wait=True)
 
     async def _drain(self, runner: web.AppRunner | None, tasks: Sequence[asyncio.Task]) -> None:
