@@ -46,6 +46,7 @@ __all__ = [
 MAX_FILE_SIZE: Final = 1024 * 1024
 #: Most YAML nodes visited while loading (guards against alias bombs).
 MAX_NODES: Final = 200_000
+_MAX_MERGE_DEPTH: Final = 32
 
 #: Operators of a ``key`` condition written as a mapping (``job: {"=~": "node.*"}``).
 OPERATORS: Final = ("=", "!=", "=~", "!~", "present")
@@ -431,11 +432,18 @@ def parse_mapping(text: str | bytes, *, source: str = "<string>") -> CompiledMap
         line = f":{mark.line + 1}" if mark is not None else ""
         problem = " ".join(str(p) for p in (err.context, err.problem) if p)
         raise MappingError(where=f"{source}{line}", problem=f"invalid YAML: {problem}") from None
+    except yaml.reader.ReaderError as err:
+        line = text.count("\n", 0, err.position) + 1
+        char = err.character if isinstance(err.character, int) else ord(err.character)
+        raise MappingError(where=f"{source}:{line}", problem=(
+            f"invalid YAML: unacceptable character #x{char:04x} at offset {err.position}: "
+            f"{err.reason}")) from None
     except yaml.YAMLError as err:
         raise MappingError(where=source, problem=f"invalid YAML: {err}") from None
     except (ValueError, UnicodeError) as err:  # pragma: no cover - reader oddities
         raise MappingError(where=source, problem=f"invalid YAML: {err}") from None
-    if root is None:
+    if root is None or (isinstance(root, yaml.ScalarNode)
+                        and root.tag == "tag:yaml.org,2002:null" and not root.value):
         raise MappingError(where=source, problem="file is empty; it must contain 'alerts:'")
     rules = _Compiler(source).compile(root)
     digest = hashlib.sha256(raw).hexdigest()[:12]
@@ -477,29 +485,40 @@ class _Compiler:
             raise MappingError(where=self.source, problem=(
                 f"more than {MAX_NODES} YAML nodes (alias expansion?)"))
 
-    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        """A mapping node's items as (key, key_node, value_node), keys checked."""
+    def mapping(self, node: yaml.Node, what: str,
+                depth: int = 0) -> list[tuple[str, yaml.Node, yaml.Node]]:
+        """A mapping node's items as (key, key_node, value_node), keys checked.
+
+        YAML merge keys (``<<: *anchor``) are expanded here, not by PyYAML, so
+        every merged node is counted against :data:`MAX_NODES`.
+        """
         self.count()
         if not isinstance(node, yaml.MappingNode):
             raise self.error(node, f"{what} must be a mapping, got {self.describe(node)}")
-        seen: dict[str, yaml.Node] = {}
-        for key_node, _ in node.value:
+        if depth > _MAX_MERGE_DEPTH:
+            raise self.error(node, f"merge keys (<<) in {what} nested too deeply")
+        own: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        merged: dict[str, tuple[yaml.Node, yaml.Node]] = {}
+        for key_node, value_node in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
+                subs = (value_node.value if isinstance(value_node, yaml.SequenceNode)
+                        else [value_node])
+                for sub in subs:
+                    if not isinstance(sub, yaml.MappingNode):
+                        raise self.error(sub, (
+                            f"a merge key (<<) in {what} takes a mapping or a list of "
+                            f"mappings, got {self.describe(sub)}"))
+                    for key, sub_key, sub_value in self.mapping(sub, what, depth + 1):
+                        merged.setdefault(key, (sub_key, sub_value))
                 continue
             key = self.string(key_node, f"a key of {what}")
-            if key in seen:
+            if key in own:
                 raise self.error(key_node, (
                     f"duplicate key {key!r} in {what} "
-                    f"(first on line {seen[key].start_mark.line + 1})"))
-            seen[key] = key_node
-        try:
-            self.constructor.flatten_mapping(node)
-        except yaml.MarkedYAMLError as err:
-            raise self.error(node, f"invalid merge key (<<) in {what}: {err.problem}") from None
-        items: dict[str, tuple[yaml.Node, yaml.Node]] = {}
-        for key_node, value_node in node.value:  # merged keys first, own keys win
-            items[self.string(key_node, f"a key of {what}")] = (key_node, value_node)
-        return [(key, k, v) for key, (k, v) in items.items()]
+                    f"(first on line {own[key][0].start_mark.line + 1})"))
+            own[key] = (key_node, value_node)
+        merged.update(own)
+        return [(key, k, v) for key, (k, v) in merged.items()]
 
     def string(self, node: yaml.Node, what: str) -> str:
         self.count()
