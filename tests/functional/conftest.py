@@ -1,0 +1,162 @@
+"""Fixtures that start real services (tests/harness) on free loopback ports for one test.
+
+Every test under tests/functional is marked ``functional`` automatically. Each fixture starts
+a fresh service and stops it (and removes its temp dir) when the test ends, so tests never
+share state except through the machine's RabbitMQ, where they isolate by a unique topic
+(``unique_name``).
+
+Typical start-up times here: Alertmanager, Prometheus and node exporter ~0.1 s, Aetos ~0.6 s,
+a 2-replica Alertmanager cluster ~0.3 s, a private RabbitMQ node ~4 s.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.harness import services
+from tests.harness.services import (
+    Aetos,
+    Alertmanager,
+    AlertmanagerCluster,
+    NodeExporter,
+    Prometheus,
+    RabbitNode,
+    ScrapeTarget,
+    shared_transport_url,
+)
+
+#: The ``fqdn`` target label Prometheus attaches to the node exporter (as a compute node would
+#: carry in a real cloud); Aetos lookups by ``fqdn_label`` find it.
+FQDN = "compute-1.example.org"
+
+_HERE = Path(__file__).resolve().parent
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    # This hook sees every collected item of the session, so filter on our directory.
+    for item in items:
+        if _HERE in Path(str(item.path)).resolve().parents:
+            item.add_marker(pytest.mark.functional)
+
+
+def _require(binary: str) -> None:
+    if not os.access(binary, os.X_OK):
+        pytest.fail(f"{binary} is missing: run `make services` (installs the Debian packages)")
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test uses (topics, exchanges, queues on the shared broker)."""
+    return f"relaytest-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def fqdn() -> str:
+    return FQDN
+
+
+@pytest.fixture
+def alertmanager_factory() -> Iterator[Callable[..., Alertmanager]]:
+    """``make(**kwargs) -> started Alertmanager``; all are stopped at the end of the test."""
+    _require(services.ALERTMANAGER_BIN)
+    made: list[Alertmanager] = []
+
+    def make(**kwargs: Any) -> Alertmanager:
+        am = Alertmanager(**kwargs)
+        made.append(am)
+        return am.start()
+
+    yield make
+    for am in reversed(made):
+        am.close()
+
+
+@pytest.fixture
+def alertmanager(alertmanager_factory: Callable[..., Alertmanager]) -> Alertmanager:
+    """A fresh standalone Alertmanager (no webhook receiver, clustering off)."""
+    return alertmanager_factory()
+
+
+@pytest.fixture
+def alertmanager_cluster_factory() -> Iterator[Callable[..., AlertmanagerCluster]]:
+    """``make(n=2, **kwargs) -> started AlertmanagerCluster``; all stopped at test end."""
+    _require(services.ALERTMANAGER_BIN)
+    made: list[AlertmanagerCluster] = []
+
+    def make(n: int = 2, **kwargs: Any) -> AlertmanagerCluster:
+        cluster = AlertmanagerCluster(n, **kwargs)
+        made.append(cluster)
+        return cluster.start()
+
+    yield make
+    for cluster in reversed(made):
+        cluster.close()
+
+
+@pytest.fixture
+def alertmanager_cluster(
+    alertmanager_cluster_factory: Callable[..., AlertmanagerCluster],
+) -> AlertmanagerCluster:
+    """Two gossiping Alertmanager replicas (``cluster.urls`` for the relay's config)."""
+    return alertmanager_cluster_factory(2)
+
+
+@pytest.fixture
+def node_exporter() -> Iterator[NodeExporter]:
+    """A node exporter; ``node_exporter.set_metric(name, value, labels)`` for custom values."""
+    _require(services.NODE_EXPORTER_BIN)
+    with NodeExporter() as exporter:
+        yield exporter
+
+
+@pytest.fixture
+def prometheus_factory() -> Iterator[Callable[..., Prometheus]]:
+    """``make(targets=[...], rules=..., alertmanagers=[...]) -> started Prometheus``."""
+    _require(services.PROMETHEUS_BIN)
+    made: list[Prometheus] = []
+
+    def make(**kwargs: Any) -> Prometheus:
+        prom = Prometheus(**kwargs)
+        made.append(prom)
+        return prom.start()
+
+    yield make
+    for prom in reversed(made):
+        prom.close()
+
+
+@pytest.fixture
+def prometheus(
+    prometheus_factory: Callable[..., Prometheus], node_exporter: NodeExporter
+) -> Prometheus:
+    """Prometheus scraping ``node_exporter`` with target label ``fqdn=FQDN``, first scrape done."""
+    prom = prometheus_factory(targets=[ScrapeTarget(node_exporter.address, {"fqdn": FQDN})])
+    prom.wait_for_series(f'up{{job="node",fqdn="{FQDN}"}} == 1')
+    return prom
+
+
+@pytest.fixture
+def aetos(prometheus: Prometheus) -> Iterator[Aetos]:
+    """Aetos in noauth mode in front of ``prometheus``; send ``Aetos.headers()`` (admin)."""
+    with Aetos(prometheus=prometheus) as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def rabbit_url() -> str:
+    """transport_url of the machine's shared RabbitMQ; isolate with ``unique_name``."""
+    return shared_transport_url()
+
+
+@pytest.fixture
+def rabbit_node() -> Iterator[RabbitNode]:
+    """A private RabbitMQ node for outage tests (``stop_app()``, ``start_app()``, ``kill()``)."""
+    _require(services.RABBITMQ_SERVER_BIN)
+    with RabbitNode() as node:
+        yield node
