@@ -34,6 +34,13 @@ ALERTMANAGER_OPTS = [
         help="Random fraction of poll_interval added to or removed from each "
              "wait, so several relays do not poll in step."),
     cfg.FloatOpt(
+        "min_poll_gap",
+        default=1.0,
+        min=0.0,
+        mutable=True,
+        help="Fewest seconds between two polls when webhook deliveries ask for "
+             "immediate polls."),
+    cfg.FloatOpt(
         "timeout",
         default=10.0,
         min=0.1,

@@ -31,6 +31,34 @@ LIFECYCLE_OPTS = [
         default=["replica", "prometheus_replica"],
         help="Labels dropped before the fingerprint is computed, so alerts "
              "sent by HA Prometheus pairs are one alarm."),
+    cfg.FloatOpt(
+        "expire_delay",
+        default=15.0,
+        min=0.0,
+        help="Seconds an alarm's endsAt must be past before it counts as "
+             "passed: for the grace-period exception and for resolving with "
+             "reason 'expired' while Alertmanager cannot confirm the alarm. "
+             "Covers clock skew between the relay and Alertmanager."),
+    cfg.FloatOpt(
+        "default_resolve_timeout",
+        default=300.0,
+        min=1.0,
+        help="endsAt assumed, counted from the last sighting, for an alarm only "
+             "ever seen through the webhook (firing deliveries carry no endsAt). "
+             "Match Alertmanager's resolve_timeout."),
+    cfg.FloatOpt(
+        "resolved_retention",
+        default=86400.0,
+        min=0.0,
+        help="Seconds a resolved occurrence is remembered, so that late, "
+             "duplicate or reordered deliveries of it change nothing."),
+    cfg.FloatOpt(
+        "state_refresh_margin",
+        default=120.0,
+        min=0.0,
+        help="A stored endsAt is rewritten to the state file once it is this "
+             "close to now (endsAt changes on every Prometheus re-send; writing "
+             "each change would rewrite every alarm on every poll)."),
 ]
 
 

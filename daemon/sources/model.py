@@ -1,8 +1,15 @@
-"""The ``Alert`` value every source produces, and its identity.
+"""The ``Alert`` value every source produces, its identity, and its parser.
 
 An ``Alert`` is one observation of one Alertmanager alert, parsed and
 validated.  It carries no state: the lifecycle tracker decides what an
 observation means.
+
+``parse_alert`` reads both shapes Alertmanager 0.25 produces: the objects of
+``GET /api/v2/alerts`` (``status`` is an object) and the alerts of a webhook
+v4 delivery (``status`` is ``firing`` or ``resolved``).  Times are returned
+tz-aware in UTC; ``startsAt`` is truncated to the millisecond because the API
+prints milliseconds while the webhook prints microseconds, and the occurrence
+identity (fingerprint + startsAt) must be the same on both paths.
 """
 
 from __future__ import annotations
@@ -11,7 +18,9 @@ import dataclasses
 import datetime
 from collections.abc import Iterable, Mapping
 
-__all__ = ["Alert", "fingerprint"]
+from daemon.exception import InvalidAlert
+
+__all__ = ["Alert", "ParseCache", "fingerprint", "parse_alert"]
 
 _FNV64_OFFSET = 0xCBF29CE484222325
 _FNV64_PRIME = 0x100000001B3
@@ -69,3 +78,195 @@ class Alert:
     @property
     def suppressed(self) -> bool:
         return self.state == "suppressed"
+
+
+_UTC = datetime.UTC
+_ZERO_TIME = "0001-01-01T00:00:00"
+_STATES = frozenset(("active", "suppressed", "unprocessed"))
+_WEBHOOK_STATUSES = frozenset(("firing", "resolved"))
+_TIME_CACHE: dict[str, datetime.datetime | None] = {}
+_TIME_CACHE_MAX = 65536
+_EMPTY: Mapping[str, str] = {}
+
+
+class _Problem(Exception):
+    """A field that does not parse; ``parse_alert`` adds where it was."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        super().__init__(field, problem)
+        self.field = field
+        self.problem = problem
+
+
+class ParseCache:
+    """Memory of label sets already validated and fingerprinted.
+
+    Alertmanager returns the same alerts poll after poll; a cache keyed by its
+    fingerprint (the label set is compared in full, so a wrong or colliding
+    key only costs a miss) skips validating and hashing them again, and lets
+    successive observations share one labels dict.  Not alert state: it only
+    speeds up parsing and may be cleared at any time.
+
+    :param max_size: entries kept before the cache starts over
+    """
+
+    __slots__ = ("_entries", "_max_size", "drop")
+
+    def __init__(self, replica_labels: Iterable[str] = (), *, max_size: int = 200_000) -> None:
+        self.drop = frozenset(replica_labels)
+        self._max_size = max_size
+        self._entries: dict[str, tuple[Mapping[str, str], str, Mapping[str, str] | None]] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _check_strings(value: object, field: str) -> dict[str, str]:
+    if type(value) is not dict:
+        raise _Problem(field, "must be an object")
+    # JSON object keys are always strings; the values must be too.
+    if value and set(map(type, value.values())) != {str}:
+        for name, item in value.items():
+            if type(item) is not str:
+                raise _Problem(f"{field}.{name}", "must be a string")
+    return value
+
+
+def _check_string_list(value: object, field: str) -> tuple[str, ...]:
+    if type(value) is not list:
+        raise _Problem(field, "must be a list")
+    if value and set(map(type, value)) != {str}:
+        raise _Problem(field, "must be a list of strings")
+    return tuple(value)
+
+
+def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.datetime | None:
+    if type(value) is not str:
+        raise _Problem(field, "must be a string")
+    key = value if not millis else "ms:" + value
+    try:
+        return _TIME_CACHE[key]
+    except KeyError:
+        pass
+    if value.startswith(_ZERO_TIME):
+        parsed = None
+    else:
+        try:
+            parsed = datetime.datetime.fromisoformat(value)
+        except ValueError:
+            raise _Problem(field, f"is not an RFC 3339 time: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            raise _Problem(field, f"has no time zone: {value[:40]!r}")
+        if parsed.utcoffset():
+            parsed = parsed.astimezone(_UTC)
+        elif parsed.tzinfo is not _UTC:
+            parsed = parsed.replace(tzinfo=_UTC)
+        if millis and parsed.microsecond % 1000:
+            parsed = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
+    if len(_TIME_CACHE) >= _TIME_CACHE_MAX:
+        _TIME_CACHE.clear()
+    _TIME_CACHE[key] = parsed
+    return parsed
+
+
+def _labels_and_fingerprint(obj: dict, drop: frozenset[str],
+                            cache: ParseCache | None) -> tuple[Mapping[str, str], str]:
+    labels = obj.get("labels")
+    am_fp = obj.get("fingerprint")
+    if cache is not None and type(am_fp) is str:
+        hit = cache._entries.get(am_fp)
+        if hit is not None and hit[0] == labels:
+            return hit[0], hit[1]
+    if labels is None:
+        raise _Problem("labels", "is required")
+    labels = _check_strings(labels, "labels")
+    if not labels:
+        raise _Problem("labels", "must not be empty")
+    if am_fp is not None and type(am_fp) is not str:
+        raise _Problem("fingerprint", "must be a string")
+    local = fingerprint(labels, drop)
+    if cache is not None and am_fp is not None:
+        if len(cache._entries) >= cache._max_size:
+            cache._entries.clear()
+        cache._entries[am_fp] = (labels, local, None)
+    return labels, local
+
+
+def _annotations(obj: dict, fp: str, cache: ParseCache | None) -> Mapping[str, str]:
+    annotations = obj.get("annotations", _EMPTY)
+    if cache is not None:
+        hit = cache._entries.get("a:" + fp)
+        if hit is not None and hit[0] == annotations:
+            return hit[0]
+    if annotations is _EMPTY:
+        return annotations
+    annotations = _check_strings(annotations, "annotations")
+    if cache is not None:
+        cache._entries["a:" + fp] = (annotations, fp, None)
+    return annotations
+
+
+def _parse(obj: object, drop: frozenset[str], cache: ParseCache | None) -> Alert:
+    if type(obj) is not dict:
+        raise _Problem("alert", "must be an object")
+    labels, fp = _labels_and_fingerprint(obj, drop, cache)
+    annotations = _annotations(obj, fp, cache)
+    if "startsAt" not in obj:
+        raise _Problem("startsAt", "is required")
+    starts_at = _parse_time(obj["startsAt"], "startsAt", millis=True)
+    if starts_at is None:
+        raise _Problem("startsAt", "must be set")
+    ends_at_raw = obj.get("endsAt")
+    ends_at = None if ends_at_raw is None else _parse_time(ends_at_raw, "endsAt")
+    generator_url = obj.get("generatorURL", "")
+    if type(generator_url) is not str:
+        raise _Problem("generatorURL", "must be a string")
+    status = obj.get("status")
+    if type(status) is dict:  # GET /api/v2/alerts
+        state = status.get("state")
+        if state not in _STATES:
+            raise _Problem("status.state",
+                           "must be one of active, suppressed, unprocessed")
+        silenced_by = status.get("silencedBy")
+        silenced = (() if type(silenced_by) is list and not silenced_by
+                    else _check_string_list(silenced_by, "status.silencedBy"))
+        inhibited_by = status.get("inhibitedBy")
+        inhibited = (() if type(inhibited_by) is list and not inhibited_by
+                     else _check_string_list(inhibited_by, "status.inhibitedBy"))
+        updated_raw = obj.get("updatedAt")
+        updated_at = None if updated_raw is None else _parse_time(updated_raw, "updatedAt")
+        return Alert(fp, labels, annotations, starts_at, ends_at, "firing", state,
+                     silenced, inhibited, generator_url, updated_at)
+    if type(status) is str:  # webhook v4
+        if status not in _WEBHOOK_STATUSES:
+            raise _Problem("status", "must be firing or resolved")
+        if status == "resolved" and ends_at is None:
+            raise _Problem("endsAt", "must be set on a resolved alert")
+        return Alert(fp, labels, annotations, starts_at, ends_at, status, "active",
+                     (), (), generator_url, None)
+    if status is None:
+        raise _Problem("status", "is required")
+    raise _Problem("status", "must be an object (API v2) or a string (webhook v4)")
+
+
+def parse_alert(obj: object, *, where: str, replica_labels: Iterable[str] = (),
+                cache: ParseCache | None = None) -> Alert:
+    """Validate one alert object of the API v2 or of a webhook v4 delivery.
+
+    :param obj: the decoded JSON object
+    :param where: where it came from, for the error message
+        (``GET http://am:9093/api/v2/alerts [12]``, ``alerts[3]``)
+    :param replica_labels: label names left out of the fingerprint
+    :param cache: optional :class:`ParseCache` shared by successive polls; when
+        given, its own ``replica_labels`` apply
+    :raises InvalidAlert: naming the field and ``where``
+    """
+    drop = cache.drop if cache is not None else frozenset(replica_labels)
+    try:
+        return _parse(obj, drop, cache)
+    except _Problem as problem:
+        raise InvalidAlert(where=where,
+                           problem=f"{problem.field} {problem.problem}") from None

@@ -1,0 +1,506 @@
+"""The Alertmanager poller: ``GET /api/v2/alerts`` on every replica of a cluster.
+
+One :class:`AlertmanagerPoller` polls the replicas of one Alertmanager cluster
+(``[alertmanager] urls``) at a jittered interval, or at once when asked
+(:meth:`AlertmanagerPoller.poll_now`, used after a webhook delivery).  Each
+cycle gives one :class:`PollResult` with one :class:`ReplicaPoll` per replica
+to the injected ``on_result`` callable.  The poller keeps no alert state.
+
+What a cycle asks for, and why:
+
+- ``active``, ``silenced``, ``inhibited`` and ``unprocessed`` are all sent as
+  ``true``: leaving suppressed alerts out would make a silence look like a
+  resolution.
+- ``GET /api/v2/status`` is asked *after* the alert list, so an Alertmanager
+  restart between the two requests shows up as a changed ``uptime`` and the
+  tracker holds resolutions for its grace period.
+- A replica whose request failed, timed out, or whose body did not decode as a
+  list has ``alerts=None``: the tracker never resolves anything from it.
+- Connection errors, 429 and 5xx are retried with jittered exponential backoff,
+  within a deadline, so one cycle never takes longer than the poll interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import datetime
+import json
+import random
+import ssl
+import time
+import urllib.parse
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, final
+
+import aiohttp
+import tenacity
+from oslo_config import cfg
+from oslo_log import log
+
+from daemon import telemetry
+from daemon.exception import ConfigError, InvalidAlert
+from daemon.sources import model
+
+__all__ = [
+    "AlertmanagerPoller",
+    "PollResult",
+    "PollerSettings",
+    "ReplicaPoll",
+    "display_url",
+]
+
+LOG = log.getLogger(__name__)
+
+#: Bodies larger than this are decoded and parsed in a worker thread, so the
+#: event loop keeps serving the webhook while 50,000 alerts are read.
+_OFFLOAD_BYTES = 1 << 20
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicaPoll:
+    """What one replica answered in one cycle.
+
+    :ivar url: the replica's base URL, credentials removed
+    :ivar alerts: the valid alerts; None when the poll failed (never resolves)
+    :ivar error: why it failed, or None
+    :ivar uptime: ``GET /api/v2/status`` uptime (its start time); None if unknown
+    :ivar cluster_status: ``ready``, ``settling``, ``disabled`` or None
+    :ivar invalid: fingerprints of alerts present but invalid (still present)
+    """
+
+    url: str
+    alerts: list[model.Alert] | None
+    error: str | None = None
+    uptime: str | None = None
+    cluster_status: str | None = None
+    invalid: frozenset[str] = frozenset()
+
+    @property
+    def ok(self) -> bool:
+        return self.alerts is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PollResult:
+    """One cycle over every replica of one cluster.
+
+    :ivar started_at: wall-clock time the first request was sent (UTC)
+    :ivar finished_at: wall-clock time the last answer arrived (UTC)
+    """
+
+    cluster: str
+    replicas: tuple[ReplicaPoll, ...]
+    started_at: datetime.datetime
+    finished_at: datetime.datetime
+
+    @property
+    def complete(self) -> bool:
+        """Every replica answered."""
+        return all(r.alerts is not None for r in self.replicas)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PollerSettings:
+    """How the replicas are polled (``[alertmanager]`` and ``[lifecycle]`` options).
+
+    :raises ConfigError: on settings that cannot work together
+    """
+
+    poll_interval: float = 15.0
+    poll_jitter: float = 0.1
+    timeout: float = 10.0
+    filters: tuple[str, ...] = ()
+    receiver: str | None = None
+    ca_file: str | None = None
+    cert_file: str | None = None
+    key_file: str | None = None
+    insecure: bool = False
+    username: str | None = None
+    password: str | None = dataclasses.field(default=None, repr=False)
+    bearer_token_file: str | None = None
+    replica_labels: tuple[str, ...] = ()
+    min_poll_gap: float = 1.0
+    retry_max_wait: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.poll_interval <= 0:
+            raise ConfigError(group="alertmanager", option="poll_interval",
+                              problem="must be positive")
+        if not 0 <= self.poll_jitter < 1:
+            raise ConfigError(group="alertmanager", option="poll_jitter",
+                              problem="must be in [0, 1)")
+        if self.timeout <= 0:
+            raise ConfigError(group="alertmanager", option="timeout",
+                              problem="must be positive")
+        if self.username and self.bearer_token_file:
+            raise ConfigError(group="alertmanager", option="bearer_token_file",
+                              problem="set either username/password or bearer_token_file")
+        if self.key_file and not self.cert_file:
+            raise ConfigError(group="alertmanager", option="key_file",
+                              problem="needs cert_file")
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts) -> PollerSettings:
+        """Build from the ``[alertmanager]`` and ``[lifecycle]`` option groups."""
+        am = conf.alertmanager
+        return cls(
+            poll_interval=am.poll_interval, poll_jitter=am.poll_jitter, timeout=am.timeout,
+            filters=tuple(am.filter or ()), receiver=am.receiver or None,
+            ca_file=am.ca_file, cert_file=am.cert_file, key_file=am.key_file,
+            insecure=am.insecure, username=am.username, password=am.password,
+            bearer_token_file=am.bearer_token_file,
+            replica_labels=tuple(conf.lifecycle.replica_labels or ()),
+            min_poll_gap=getattr(am, "min_poll_gap", 1.0))
+
+
+def display_url(url: str) -> str:
+    """``url`` without user info, for logs, metrics and events.
+
+    :param url: a configured base URL, possibly with ``user:password@``
+    """
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url.rstrip("/")
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    netloc = host if parts.port is None else f"{host}:{parts.port}"
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc)).rstrip("/")
+
+
+class _Retryable(Exception):
+    """A failure worth another attempt (connection error, 429, 5xx)."""
+
+
+class _Fatal(Exception):
+    """A failure another attempt will not fix (4xx, a body that is no JSON list)."""
+
+
+def _utcnow() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+@final
+class AlertmanagerPoller:
+    """Polls the replicas of one Alertmanager cluster and hands on each cycle.
+
+    :param cluster: the cluster name (part of every alarm_id)
+    :param urls: base URLs of the replicas, path prefix included
+    :param settings: a :class:`PollerSettings`
+    :param on_result: awaited with every :class:`PollResult`
+    """
+
+    def __init__(self, *, cluster: str, urls: Sequence[str], settings: PollerSettings,
+                 on_result: Callable[[PollResult], Awaitable[None]]) -> None:
+        if not urls:
+            raise ConfigError(group="alertmanager", option="urls", problem="no URL configured")
+        self.cluster = cluster
+        self.settings = settings
+        self._on_result = on_result
+        self._urls = tuple(u.rstrip("/") for u in urls)
+        self._display = {u: display_url(u) for u in self._urls}
+        if len(set(self._display.values())) != len(self._urls):
+            raise ConfigError(group="alertmanager", option="urls", problem="duplicate URL")
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._caches = {u: model.ParseCache(settings.replica_labels) for u in self._urls}
+        self._up: dict[str, bool] = {}
+        self._wake: asyncio.Event | None = None
+        self._last_poll = 0.0
+        self._params = self._query_params()
+
+    @classmethod
+    def from_conf(cls, conf: cfg.ConfigOpts,
+                  on_result: Callable[[PollResult], Awaitable[None]]) -> AlertmanagerPoller:
+        """Build from ``[alertmanager]`` (one cluster named ``cluster_name``).
+
+        :raises ConfigError: on options that cannot work
+        """
+        return cls(cluster=conf.alertmanager.cluster_name, urls=conf.alertmanager.urls,
+                   settings=PollerSettings.from_conf(conf), on_result=on_result)
+
+    @property
+    def urls(self) -> tuple[str, ...]:
+        """The replicas' URLs as reported in results (credentials removed)."""
+        return tuple(self._display[u] for u in self._urls)
+
+    def _query_params(self) -> list[tuple[str, str]]:
+        params = [("active", "true"), ("silenced", "true"), ("inhibited", "true"),
+                  ("unprocessed", "true")]
+        params.extend(("filter", f) for f in self.settings.filters)
+        if self.settings.receiver:
+            params.append(("receiver", self.settings.receiver))
+        return params
+
+    def _ssl(self) -> ssl.SSLContext | bool:
+        s = self.settings
+        if s.insecure:
+            return False
+        if not (s.ca_file or s.cert_file):
+            return True
+        context = ssl.create_default_context(cafile=s.ca_file)
+        if s.cert_file:
+            context.load_cert_chain(s.cert_file, s.key_file)
+        return context
+
+    async def start(self) -> None:
+        """Open one HTTP session per replica (idempotent).
+
+        :raises ConfigError: when the TLS files cannot be loaded
+        """
+        if self._wake is None:
+            self._wake = asyncio.Event()
+        if self._sessions:
+            return
+        if self.settings.insecure:
+            LOG.warning("TLS verification of Alertmanager is off ([alertmanager] insecure); "
+                        "do not run this in production")
+        try:
+            ssl_arg = self._ssl()
+        except (OSError, ssl.SSLError) as err:
+            raise ConfigError(group="alertmanager", option="ca_file/cert_file",
+                              problem=str(err)) from err
+        auth = None
+        if self.settings.username:
+            auth = aiohttp.BasicAuth(self.settings.username, self.settings.password or "")
+        for url in self._urls:
+            self._sessions[url] = aiohttp.ClientSession(
+                auth=auth,
+                connector=aiohttp.TCPConnector(ssl=ssl_arg, limit=4),
+                timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+                headers={"Accept": "application/json"},
+                raise_for_status=False)
+
+    async def close(self) -> None:
+        """Close the sessions (idempotent)."""
+        sessions, self._sessions = self._sessions, {}
+        for session in sessions.values():
+            await session.close()
+
+    async def __aenter__(self) -> AlertmanagerPoller:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __del__(self) -> None:  # pragma: no cover - diagnostics only
+        if getattr(self, "_sessions", None):
+            LOG.warning("AlertmanagerPoller for %s was not closed", self.cluster)
+
+    def poll_now(self) -> None:
+        """Ask for a cycle as soon as possible (coalesced, at most one per min_poll_gap)."""
+        if self._wake is not None:
+            self._wake.set()
+
+    def next_delay(self) -> float:
+        """Seconds to wait before the next cycle (the jittered poll interval)."""
+        s = self.settings
+        return s.poll_interval * (1.0 + random.uniform(-s.poll_jitter, s.poll_jitter))
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Poll until ``stop`` is set; each result goes to ``on_result``.
+
+        A failing ``on_result`` is logged; the next cycle brings the same
+        alerts again, so nothing is lost.
+
+        :param stop: set to end the loop
+        """
+        await self.start()
+        assert self._wake is not None
+        while not stop.is_set():
+            self._wake.clear()
+            result = await self.poll_once()
+            try:
+                await self._on_result(result)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                LOG.exception("Handling the poll of Alertmanager cluster %s failed; "
+                              "the next poll retries", self.cluster)
+            await self._sleep(stop, self.next_delay())
+            gap = self.settings.min_poll_gap - (time.monotonic() - self._last_poll)
+            if gap > 0 and not stop.is_set():
+                await self._sleep(stop, gap, wake=False)
+
+    async def _sleep(self, stop: asyncio.Event, delay: float, wake: bool = True) -> None:
+        assert self._wake is not None
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=delay, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+
+    async def poll_once(self) -> PollResult:
+        """Poll every replica once, concurrently, within one poll interval.
+
+        Never raises for a replica's failure: that replica gets ``alerts=None``.
+        """
+        await self.start()
+        self._last_poll = time.monotonic()
+        started_at = _utcnow()
+        budget = max(self.settings.poll_interval, self.settings.timeout)
+        deadline = time.monotonic() + budget
+        token = self._read_token()
+        replicas = await asyncio.gather(
+            *(self._poll_replica(url, deadline, token) for url in self._urls))
+        return PollResult(cluster=self.cluster, replicas=tuple(replicas),
+                          started_at=started_at, finished_at=_utcnow())
+
+    def _read_token(self) -> str | None:
+        path = self.settings.bearer_token_file
+        if not path:
+            return None
+        try:
+            with open(path, encoding="utf-8") as token_file:
+                return token_file.read().strip()
+        except OSError as err:
+            LOG.error("Cannot read [alertmanager] bearer_token_file %s: %s", path, err.strerror)
+            return None
+
+    async def _poll_replica(self, url: str, deadline: float, token: str | None) -> ReplicaPoll:
+        shown = self._display[url]
+        began = time.monotonic()
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        try:
+            async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                body = await self._fetch(url, "/api/v2/alerts", self._params, headers, deadline)
+                if len(body) >= _OFFLOAD_BYTES:
+                    alerts, invalid = await asyncio.to_thread(self._decode, url, body)
+                else:
+                    alerts, invalid = self._decode(url, body)
+                uptime, cluster_status = await self._status(url, headers, deadline)
+        except (_Retryable, _Fatal) as err:
+            return self._failed(shown, str(err), began)
+        except TimeoutError:
+            return self._failed(shown, "timed out", began)
+        duration = time.monotonic() - began
+        telemetry.POLLS.labels(url=shown, outcome="success").inc()
+        telemetry.POLL_DURATION.labels(url=shown).observe(duration)
+        if self._up.get(url) is not True:
+            LOG.info("Alertmanager %s is up (%d alerts, uptime %s)", shown, len(alerts), uptime)
+            self._up[url] = True
+        return ReplicaPoll(url=shown, alerts=alerts, error=None, uptime=uptime,
+                           cluster_status=cluster_status, invalid=invalid)
+
+    def _failed(self, shown: str, error: str, began: float) -> ReplicaPoll:
+        url = next(u for u, d in self._display.items() if d == shown)
+        telemetry.POLLS.labels(url=shown, outcome="failure").inc()
+        telemetry.POLL_DURATION.labels(url=shown).observe(time.monotonic() - began)
+        if self._up.get(url) is not False:
+            LOG.warning("Alertmanager %s is down: %s (its alerts are kept as they are)",
+                        shown, error)
+            self._up[url] = False
+        else:
+            LOG.debug("Alertmanager %s still down: %s", shown, error)
+        return ReplicaPoll(url=shown, alerts=None, error=error, uptime=None)
+
+    async def _fetch(self, url: str, path: str, params: list[tuple[str, str]] | None,
+                     headers: dict[str, str] | None, deadline: float) -> bytes:
+        session = self._sessions[url]
+        target = url + path
+        retrying = tenacity.AsyncRetrying(
+            retry=tenacity.retry_if_exception_type(_Retryable),
+            wait=tenacity.wait_random_exponential(multiplier=0.1,
+                                                  max=self.settings.retry_max_wait),
+            stop=_stop_before(deadline),
+            reraise=True)
+        async for attempt in retrying:
+            with attempt:
+                return await self._get_once(session, target, params, headers, deadline)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _get_once(self, session: aiohttp.ClientSession, target: str,
+                        params: list[tuple[str, str]] | None,
+                        headers: dict[str, str] | None, deadline: float) -> bytes:
+        remaining = deadline - time.monotonic()
+        timeout = aiohttp.ClientTimeout(total=max(0.05, min(self.settings.timeout, remaining)))
+        try:
+            async with session.get(target, params=params, headers=headers,
+                                   timeout=timeout) as response:
+                if response.status == 429 or response.status >= 500:
+                    raise _Retryable(f"HTTP {response.status} from {response.url.path}")
+                if response.status != 200:
+                    raise _Fatal(f"HTTP {response.status} from {response.url.path}")
+                return await response.read()
+        except aiohttp.ClientResponseError as err:
+            raise _Retryable(f"HTTP error: {err.status} {err.message}") from err
+        except (aiohttp.ClientError, TimeoutError) as err:
+            raise _Retryable(_describe(err)) from err
+
+    def _decode(self, url: str, body: bytes) -> tuple[list[model.Alert], frozenset[str]]:
+        try:
+            objects = json.loads(body)
+        except ValueError as err:
+            raise _Fatal(f"response is not JSON: {err}") from err
+        if type(objects) is not list:
+            raise _Fatal("response is not a JSON list")
+        cache = self._caches[url]
+        drop = cache.drop
+        parse = model._parse
+        alerts: list[model.Alert] = []
+        append = alerts.append
+        invalid: set[str] = set()
+        bad = 0
+        for index, obj in enumerate(objects):
+            try:
+                append(parse(obj, drop, cache))
+            except model._Problem as problem:
+                bad += 1
+                self._invalid(url, index, obj, problem, bad, invalid)
+        if bad:
+            telemetry.ALERTS_INVALID.labels(stage="poll").inc(bad)
+            LOG.warning("GET %s/api/v2/alerts: %d invalid alerts skipped (kept as present "
+                        "when their labels were readable)", self._display[url], bad)
+        return alerts, frozenset(invalid)
+
+    def _invalid(self, url: str, index: int, obj: Any, problem: model._Problem,
+                 count: int, invalid: set[str]) -> None:
+        error = InvalidAlert(where=f"GET {self._display[url]}/api/v2/alerts [{index}]",
+                             problem=f"{problem.field} {problem.problem}")
+        if count == 1:
+            LOG.warning("%s", error)
+        else:
+            LOG.debug("%s", error)
+        labels = obj.get("labels") if type(obj) is dict else None
+        if type(labels) is dict and all(type(v) is str for v in labels.values()):
+            invalid.add(model.fingerprint(labels, self._caches[url].drop))
+
+    async def _status(self, url: str, headers: dict[str, str] | None,
+                      deadline: float) -> tuple[str | None, str | None]:
+        try:
+            body = await self._fetch(url, "/api/v2/status", None, headers, deadline)
+            status = json.loads(body)
+        except (_Retryable, _Fatal, ValueError) as err:
+            LOG.debug("GET %s/api/v2/status failed: %s", self._display[url], err)
+            return None, None
+        if type(status) is not dict:
+            return None, None
+        uptime = status.get("uptime")
+        cluster = status.get("cluster")
+        cluster_status = cluster.get("status") if type(cluster) is dict else None
+        return (uptime if type(uptime) is str else None,
+                cluster_status if type(cluster_status) is str else None)
+
+
+class _stop_before(tenacity.stop.stop_base):
+    """Stop retrying when the next wait would cross the cycle's deadline."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        upcoming = retry_state.upcoming_sleep or 0.0
+        return time.monotonic() + upcoming >= self.deadline - 0.05
+
+
+def _describe(err: BaseException) -> str:
+    if isinstance(err, TimeoutError):
+        return "request timed out"
+    text = str(err) or type(err).__name__
+    return f"{type(err).__name__}: {text}"
+
