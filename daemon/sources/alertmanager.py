@@ -23,6 +23,7 @@ What a cycle asks for, and why:
 from __future__ import annotations
 
 import asyncio
+import base64
 import dataclasses
 import datetime
 import json
@@ -260,15 +261,15 @@ class AlertmanagerPoller:
         except (OSError, ssl.SSLError) as err:
             raise ConfigError(group="alertmanager", option="ca_file/cert_file",
                               problem=str(err)) from err
-        auth = None
+        headers = {"Accept": "application/json"}
         if self.settings.username:
-            auth = aiohttp.BasicAuth(self.settings.username, self.settings.password or "")
+            pair = f"{self.settings.username}:{self.settings.password or ''}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         for url in self._urls:
             self._sessions[url] = aiohttp.ClientSession(
-                auth=auth,
                 connector=aiohttp.TCPConnector(ssl=ssl_arg, limit=4),
                 timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-                headers={"Accept": "application/json"},
+                headers=headers,
                 raise_for_status=False)
 
     async def close(self) -> None:

@@ -1,0 +1,261 @@
+"""The poller against a scripted HTTP server (edges a real Alertmanager cannot be made to
+produce: 5xx, 429, garbage, hangs). Real Alertmanager runs in tests/functional/sources."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from daemon import telemetry
+from daemon.exception import ConfigError
+from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings, display_url
+from tests.unit.sources.conftest import load
+
+
+class FakeAM:
+    def __init__(self, prefix: str = "") -> None:
+        self.alerts = load("api_v2_alerts_firing.json")
+        self.script: list = []  # per request: int status, "hang", "garbage", or None
+        self.requests: list[web.Request] = []
+        self.uptime = "2026-11-21T21:59:00.000Z"
+        self.prefix = prefix
+
+    async def alerts_handler(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append(request)
+        step = self.script.pop(0) if self.script else None
+        if step == "hang":
+            await asyncio.sleep(30)
+        if step == "garbage":
+            return web.Response(body=b"[{", content_type="application/json")
+        if step == "object":
+            return web.json_response({"alerts": []})
+        if isinstance(step, int):
+            return web.Response(status=step)
+        return web.json_response(self.alerts)
+
+    async def status_handler(self, request: web.Request) -> web.Response:
+        return web.json_response({"uptime": self.uptime, "cluster": {"status": "ready"}})
+
+    def app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_get(self.prefix + "/api/v2/alerts", self.alerts_handler)
+        app.router.add_get(self.prefix + "/api/v2/status", self.status_handler)
+        return app
+
+
+@pytest.fixture
+async def fake():
+    am = FakeAM(prefix="/am")
+    server = TestServer(am.app(), host="127.0.0.1", port=0)
+    await server.start_server()
+    am.url = f"http://127.0.0.1:{server.port}/am"
+    yield am
+    await server.close()
+
+
+async def make(urls, **settings) -> tuple[AlertmanagerPoller, list]:
+    results: list = []
+
+    async def on_result(result):
+        results.append(result)
+
+    settings.setdefault("poll_interval", 2.0)
+    settings.setdefault("timeout", 1.0)
+    poller = AlertmanagerPoller(cluster="c", urls=urls, settings=PollerSettings(**settings),
+                                on_result=on_result)
+    await poller.start()
+    return poller, results
+
+
+async def test_poll_once_parses_and_sends_explicit_params(fake):
+    poller, _ = await make([fake.url], filters=("job=\"libvirt\"",), receiver="relay")
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    [replica] = result.replicas
+    assert replica.ok and replica.error is None
+    assert replica.url == fake.url
+    assert replica.uptime == fake.uptime and replica.cluster_status == "ready"
+    assert {a.fingerprint for a in replica.alerts} == {o["fingerprint"] for o in fake.alerts}
+    query = fake.requests[0].query
+    for name in ("active", "silenced", "inhibited", "unprocessed"):
+        assert query[name] == "true"
+    assert query.getall("filter") == ['job="libvirt"']
+    assert query["receiver"] == "relay"
+    assert result.complete and result.started_at <= result.finished_at
+
+
+async def test_retries_5xx_and_429_then_succeeds(fake):
+    fake.script = [503, 429, 500]
+    poller, _ = await make([fake.url])
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    assert result.replicas[0].ok
+    assert len(fake.requests) == 4
+
+
+@pytest.mark.parametrize("step, error", [
+    (404, "HTTP 404"), ("garbage", "not JSON"), ("object", "not a JSON list")])
+async def test_fatal_answers_fail_the_replica_without_retry(fake, step, error):
+    fake.script = [step]
+    poller, _ = await make([fake.url])
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    assert result.replicas[0].alerts is None
+    assert error in result.replicas[0].error
+    assert len(fake.requests) == 1
+    assert not result.complete
+
+
+async def test_persistent_5xx_bounded_by_interval(fake):
+    fake.script = [500] * 1000
+    poller, _ = await make([fake.url], poll_interval=1.0, timeout=0.5, retry_max_wait=0.2)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    assert loop.time() - began < 1.5
+    assert result.replicas[0].alerts is None and "500" in result.replicas[0].error
+
+
+async def test_hang_times_out(fake):
+    fake.script = ["hang"] * 10
+    poller, _ = await make([fake.url], poll_interval=0.8, timeout=0.3)
+    before = telemetry.POLLS.labels(url=fake.url, outcome="failure")._value.get()
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    assert result.replicas[0].alerts is None
+    assert telemetry.POLLS.labels(url=fake.url, outcome="failure")._value.get() == before + 1
+
+
+async def test_unreachable_replica_and_one_that_answers(fake):
+    poller, _ = await make([fake.url, "http://127.0.0.1:1"], poll_interval=1.0, timeout=0.3)
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    ok, down = result.replicas
+    assert ok.ok and not down.ok and down.uptime is None
+    assert not result.complete
+
+
+async def test_invalid_alerts_skipped_and_reported_present(fake):
+    bad = copy.deepcopy(fake.alerts[0])
+    bad["startsAt"] = "never"
+    fake.alerts = [bad] + fake.alerts[1:]
+    poller, _ = await make([fake.url])
+    before = telemetry.ALERTS_INVALID.labels(stage="poll")._value.get()
+    try:
+        result = await poller.poll_once()
+    finally:
+        await poller.close()
+    replica = result.replicas[0]
+    assert len(replica.alerts) == 3
+    assert replica.invalid == frozenset({bad["fingerprint"]})
+    assert telemetry.ALERTS_INVALID.labels(stage="poll")._value.get() == before + 1
+
+
+async def test_basic_auth_and_bearer(fake, tmp_path):
+    poller, _ = await make([fake.url], username="u", password="p")
+    try:
+        await poller.poll_once()
+    finally:
+        await poller.close()
+    assert fake.requests[-1].headers["Authorization"].startswith("Basic ")
+    token = tmp_path / "t"
+    token.write_text("tok\n")
+    poller, _ = await make([fake.url], bearer_token_file=str(token))
+    try:
+        await poller.poll_once()
+    finally:
+        await poller.close()
+    assert fake.requests[-1].headers["Authorization"] == "Bearer tok"
+
+
+async def test_run_polls_until_stopped_and_poll_now_wakes(fake):
+    poller, results = await make([fake.url], poll_interval=30.0, min_poll_gap=0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    try:
+        for _ in range(100):
+            if results:
+                break
+            await asyncio.sleep(0.02)
+        assert len(results) == 1
+        poller.poll_now()
+        for _ in range(100):
+            if len(results) == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert len(results) == 2
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 2)
+        await poller.close()
+
+
+async def test_run_survives_failing_on_result(fake):
+    calls = []
+
+    async def on_result(result):
+        calls.append(result)
+        raise RuntimeError("boom")
+
+    poller = AlertmanagerPoller(cluster="c", urls=[fake.url],
+                                settings=PollerSettings(poll_interval=0.05, poll_jitter=0,
+                                                        min_poll_gap=0),
+                                on_result=on_result)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(0.4)
+    stop.set()
+    await asyncio.wait_for(task, 2)
+    await poller.close()
+    assert len(calls) >= 2
+
+
+def test_display_url_hides_credentials():
+    assert display_url("http://user:secret@am:9093/prefix/") == "http://am:9093/prefix"
+    assert display_url("https://am:9093") == "https://am:9093"
+
+
+def test_settings_and_constructor_checks():
+    with pytest.raises(ConfigError):
+        PollerSettings(username="u", bearer_token_file="/t")
+    with pytest.raises(ConfigError):
+        PollerSettings(poll_jitter=1.5)
+    with pytest.raises(ConfigError):
+        AlertmanagerPoller(cluster="c", urls=[], settings=PollerSettings(),
+                           on_result=None)
+    with pytest.raises(ConfigError):
+        AlertmanagerPoller(cluster="c", urls=["http://a", "http://a/"],
+                           settings=PollerSettings(), on_result=None)
+    assert "pw" not in repr(PollerSettings(username="u", password="pw"))
+
+
+def test_from_conf():
+    from oslo_config import cfg
+
+    from daemon import conf as relay_conf
+    conf = cfg.ConfigOpts()
+    relay_conf.register_opts(conf)
+    conf([], project="alarm-relay", default_config_files=[])
+    conf.set_override("urls", ["http://a:9093", "http://b:9093"], group="alertmanager")
+    poller = AlertmanagerPoller.from_conf(conf, on_result=None)
+    assert poller.urls == ("http://a:9093", "http://b:9093")
+    assert poller.settings.replica_labels == ("replica", "prometheus_replica")
+    json.dumps(poller._params)
