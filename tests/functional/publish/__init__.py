@@ -1,0 +1,1 @@
+"""Functional tests of daemon/publish against a real RabbitMQ."""

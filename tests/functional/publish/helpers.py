@@ -1,0 +1,160 @@
+"""A scripted incident, relay configs and a consumer built on oslo.messaging's public API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import uuid
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import kombu
+import oslo_messaging
+from oslo_config import cfg
+
+import daemon  # noqa: F401 - selects the oslo.service backend before oslo.messaging
+from daemon import conf as relay_conf
+from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent
+
+_T0 = dt.datetime(2026, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def _iso(t: dt.datetime | None) -> str | None:
+    return None if t is None else t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def alarm_event(*, alarm_no: int, sequence: int, kind: str, minute: int = 0,
+                name: str = "HighCpuOnVmAlert") -> AlarmEvent:
+    """One event with the full payload of DESIGN.md ("Events")."""
+    alarm_id = f"am-main-{alarm_no:04x}-{uuid.UUID(int=alarm_no).hex[:8]}"
+    event_id = str(uuid.uuid4())
+    resolved = kind == "resolved"
+    starts = _T0 + dt.timedelta(minutes=alarm_no % 5)
+    labels = {"alertname": name, "job": "libvirt", "domain": f"instance-{alarm_no:08x}",
+              "instance": f"compute-{alarm_no % 3}", "severity": "critical"}
+    payload: dict[str, Any] = {
+        "schema_version": SCHEMA_VERSION,
+        "event_id": event_id,
+        "alarm_id": alarm_id,
+        "fingerprint": f"{alarm_no:016x}",
+        "sequence": sequence,
+        "name": name,
+        "status": "resolved" if resolved else "firing",
+        "reason": "resolved" if resolved else None,
+        "severity": "critical",
+        "severity_raw": "critical",
+        "starts_at": _iso(starts),
+        "ends_at": _iso(starts + dt.timedelta(minutes=minute)) if resolved else None,
+        "observed_at": _iso(starts + dt.timedelta(minutes=minute)),
+        "labels": labels,
+        "annotations": {"summary": f"CPU high on instance-{alarm_no:08x}"},
+        "generator_url": "http://prometheus.example:9090/graph?g0.expr=cpu",
+        "silenced_by": [],
+        "inhibited_by": [],
+        "source": {"type": "alertmanager", "cluster": "main",
+                   "url": "http://127.0.0.1:9093"},
+        "resource": {"type": "nova.instance", "id": None,
+                     "properties": {"instance_name": labels["domain"],
+                                    "host_id": labels["instance"]},
+                     "rule": 0, "mapped": True},
+        "metrics": {},
+    }
+    return AlarmEvent(event_id=event_id, event_type=f"alarm.{kind}", alarm_id=alarm_id,
+                      sequence=sequence, payload=payload)
+
+
+def incident(alarms: int = 4, updates: int = 2) -> list[AlarmEvent]:
+    """Alarms fire, get updated, resolve; events interleaved as transitions happen."""
+    events = []
+    for step in range(updates + 2):
+        kind = "firing" if step == 0 else ("resolved" if step == updates + 1 else "updated")
+        for a in range(alarms):
+            events.append(alarm_event(alarm_no=a, sequence=step + 1, kind=kind,
+                                      minute=step))
+    return events
+
+
+def relay_config(tmp_path: Path, transport_url: str, *, exchange: str, topic: str,
+                 **sections: dict[str, Any]) -> cfg.ConfigOpts:
+    """The relay's ConfigOpts read from an INI file, as the daemon reads it."""
+    values: dict[str, dict[str, Any]] = {
+        "DEFAULT": {"transport_url": transport_url, "control_exchange": exchange,
+                    "host": "relay-test", "state_dir": str(tmp_path)},
+        "oslo_messaging_notifications": {"topics": topic},
+        "oslo_messaging_rabbit": {"rabbit_retry_interval": 1, "rabbit_retry_backoff": 1,
+                                  "rabbit_interval_max": 1, "kombu_reconnect_delay": 0.2},
+        "publisher": {"send_retry": 1},
+    }
+    for name, options in sections.items():
+        values.setdefault(name, {}).update(options)
+    path = tmp_path / f"relay-{uuid.uuid4().hex[:6]}.conf"
+    path.write_text("".join(
+        f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in options.items())
+        for name, options in values.items()))
+    return relay_conf.prepare(["--config-file", str(path)])
+
+
+class Collector:
+    """A consumer endpoint, as Watcher or any service writes one (``info`` only)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.received: list[tuple[str, str, dict, dict]] = []
+        self.changed = threading.Condition(self.lock)
+
+    def info(self, ctxt, publisher_id, event_type, payload, metadata):
+        with self.changed:
+            self.received.append((publisher_id, event_type, payload, metadata))
+            self.changed.notify_all()
+
+    def wait_for(self, count: int, timeout: float) -> bool:
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.received) >= count, timeout)
+
+    def event_ids(self) -> list[str]:
+        with self.lock:
+            return [p["event_id"] for _, _, p, _ in self.received]
+
+
+class Consumer:
+    """A notification listener made only with oslo.messaging's public API.
+
+    Its own ConfigOpts, as in another service: transport URL, control exchange and
+    ``amqp_durable_queues = True`` (as docs/consumers.md tells consumers to set).
+    """
+
+    def __init__(self, transport_url: str, *, exchange: str, topic: str,
+                 conf_dir: Path, pool: str | None = None) -> None:
+        path = conf_dir / f"consumer-{uuid.uuid4().hex[:6]}.conf"
+        path.write_text(
+            f"[DEFAULT]\ntransport_url = {transport_url}\ncontrol_exchange = {exchange}\n"
+            "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
+            "rabbit_retry_interval = 1\nrabbit_interval_max = 1\n")
+        self.conf = cfg.ConfigOpts()
+        self.conf(["--config-file", str(path)], project="consumer", default_config_files=[])
+        self.transport = oslo_messaging.get_notification_transport(self.conf)
+        self.collector = Collector()
+        self.listener = oslo_messaging.get_notification_listener(
+            self.transport, [oslo_messaging.Target(topic=topic)],
+            [self.collector], executor="threading", pool=pool)
+
+    def __enter__(self) -> Consumer:
+        self.listener.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.listener.stop()
+        self.listener.wait()
+        self.transport.cleanup()
+
+
+def delete_entities(amqp_url: str, *, exchanges: Iterable[str] = (),
+                    queues: Iterable[str] = ()) -> None:
+    """Remove a test's queues and exchanges from the shared broker."""
+    with kombu.Connection(amqp_url, connect_timeout=5) as conn:
+        channel = conn.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        for exchange in exchanges:
+            channel.exchange_delete(exchange)
