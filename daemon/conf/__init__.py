@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import urllib.parse
+from importlib import metadata
 
 from oslo_config import cfg
 from oslo_log import log
@@ -71,8 +72,6 @@ def prepare(argv: list[str], *, cli_opts: list | None = None) -> cfg.ConfigOpts:
 
 
 def _version() -> str:
-    from importlib import metadata
-
     try:
         return metadata.version("alarm-relay")
     except metadata.PackageNotFoundError:
@@ -87,6 +86,7 @@ def set_defaults(conf: cfg.ConfigOpts | None = None) -> None:
     """
     # Imported here, not at module top: daemon/__init__.py must have selected
     # the oslo.service backend before oslo.messaging is imported.
+    from oslo_messaging import transport as _transport
     from oslo_messaging._drivers import amqp as _amqp
     from oslo_messaging.notify import notifier as _notifier
 
@@ -95,6 +95,9 @@ def set_defaults(conf: cfg.ConfigOpts | None = None) -> None:
     cfg.set_defaults(_notifier._notifier_opts, driver=["messagingv2"], topics=["alarms"])
     cfg.set_defaults(_amqp.amqp_opts, amqp_durable_queues=True)
     if conf is not None:
+        # Registered early (oslo.messaging would do it when the transport is
+        # built) so start-up validation can read transport_url and driver.
+        conf.register_opts(_transport._transport_opts)
         conf.register_opts(_notifier._notifier_opts, group="oslo_messaging_notifications")
     log.set_defaults(default_log_levels=log.get_default_log_levels() + [
         "aiohttp.access=WARN", "amqp=WARN", "kombu=WARN", "cotyledon=INFO",
@@ -156,11 +159,21 @@ def validate(conf: cfg.ConfigOpts) -> None:
     for url in conf.alertmanager.urls:
         _check_url("alertmanager", "urls", url)
     try:
-        oslo_messaging.TransportURL.parse(conf, conf.transport_url)
-    except oslo_messaging.InvalidTransportURL:
+        transport_url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except (oslo_messaging.InvalidTransportURL, ValueError):
         # The URL holds the broker password: never echo it.
         raise exception.ConfigError(group="DEFAULT", option="transport_url",
                                     problem="not a valid transport URL") from None
+    drivers = {ep.name for ep in metadata.entry_points(group="oslo.messaging.drivers")}
+    if transport_url.transport not in drivers:
+        raise exception.ConfigError(
+            group="DEFAULT", option="transport_url",
+            problem=f"unknown messaging driver {transport_url.transport!r} "
+                    f"(one of: {', '.join(sorted(drivers))})")
+    for host in transport_url.hosts:
+        if host.port is not None and not 0 < host.port < 65536:
+            raise exception.ConfigError(group="DEFAULT", option="transport_url",
+                                        problem="invalid port")
     if not conf.oslo_messaging_notifications.driver:
         raise exception.ConfigError(
             group="oslo_messaging_notifications", option="driver",

@@ -74,6 +74,7 @@ class RelayProcess:
                  workdir: str | os.PathLike | None = None,
                  env: Mapping[str, str] | None = None) -> None:
         self.workdir = pathlib.Path(workdir or tempfile.mkdtemp(prefix="alarm-relay-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.state_dir = self.workdir / "state"
         self.log_path = self.workdir / "alarm-relay.log"
