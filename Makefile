@@ -3,7 +3,7 @@
 #   make services   Debian's Alertmanager, Prometheus, node exporter, RabbitMQ (+ broker running)
 #   make test       unit + functional tests against the real services
 #   make lint       ruff
-#   make genconfig  regenerate etc/alarm-relay/alarm-relay.conf.sample
+#   make genconfig  regenerate etc/alarm-relay/alarm-relay.conf.sample and docs/configuration.md
 #   make demo       the daemon against real local services
 #   make bench      the benchmark suite
 
@@ -43,6 +43,7 @@ lint: venv
 
 genconfig: venv
 	$(VENV)/bin/oslo-config-generator --config-file etc/alarm-relay/alarm-relay-config-generator.conf
+	$(PY) -m tools.gen_config_doc
 
 demo: venv services
 	$(PY) tools/demo.py
