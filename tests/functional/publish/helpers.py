@@ -10,10 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import kombu
-import oslo_messaging
 from oslo_config import cfg
 
-import daemon  # noqa: F401 - selects the oslo.service backend before oslo.messaging
 from daemon import conf as relay_conf
 from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent
 
@@ -131,6 +129,8 @@ class Consumer:
             f"[DEFAULT]\ntransport_url = {transport_url}\ncontrol_exchange = {exchange}\n"
             "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
             "rabbit_retry_interval = 1\nrabbit_interval_max = 1\n")
+        import oslo_messaging  # after daemon chose the oslo.service backend
+
         self.conf = cfg.ConfigOpts()
         self.conf(["--config-file", str(path)], project="consumer", default_config_files=[])
         self.transport = oslo_messaging.get_notification_transport(self.conf)
