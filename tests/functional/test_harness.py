@@ -113,6 +113,17 @@ def test_alertmanager_webhook_delivery(
     assert received[0]["alerts"][0]["labels"]["alertname"] == "Hooked"
 
 
+def test_alertmanager_reload_adds_webhook(
+    alertmanager: Alertmanager, webhook_sink: tuple[str, list[dict[str, Any]]]
+) -> None:
+    url, received = webhook_sink
+    alertmanager.webhook_url = url
+    alertmanager.reload()
+    alertmanager.post_alerts([make_alert("AfterReload")])
+    wait_until(lambda: received, timeout=15, what="a webhook delivery after reload")
+    assert received[0]["receiver"] == "relay"
+
+
 def test_alertmanager_cluster_gossips(alertmanager_cluster: AlertmanagerCluster) -> None:
     first, second = alertmanager_cluster
     assert len(first.cluster_peers()) == 2

@@ -445,6 +445,13 @@ class Alertmanager(Service):
     def is_ready(self) -> bool:
         return requests.get(f"{self.url}/-/ready", timeout=2).status_code == 200
 
+    def reload(self) -> None:
+        """Rewrite the config from the attributes (e.g. a new ``webhook_url``) and reload it."""
+        self.prepare()
+        resp = requests.post(f"{self.url}/-/reload", timeout=HTTP_TIMEOUT)
+        if resp.status_code != 200:
+            raise ServiceError(f"alertmanager reload failed: {resp.status_code} {resp.text}")
+
     # -- API helpers
     @property
     def api_url(self) -> str:
@@ -561,13 +568,18 @@ class AlertmanagerCluster:
         live = [m for m in self.members if m.running]
 
         def converged() -> bool:
-            return all(len(m.cluster_peers()) >= len(live) for m in live)
+            # "ready" = gossip settled (--cluster.settle-timeout, 2 s here); before that a
+            # replica holds back notifications, which would skew webhook timing in tests.
+            return all(
+                len(m.cluster_peers()) >= len(live) and m.status()["cluster"]["status"] == "ready"
+                for m in live
+            )
 
         wait_until(
             converged,
             timeout=timeout or self.start_timeout,
             interval=0.2,
-            what=f"{len(live)} alertmanagers to see each other",
+            what=f"{len(live)} alertmanagers to see each other and settle",
             describe=lambda: "\n".join(m.log_tail(15) for m in live),
         )
 
