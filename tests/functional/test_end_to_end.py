@@ -1,0 +1,144 @@
+"""The whole product with every real part (issue 7).
+
+Prometheus evaluates a real alert rule over node-exporter metrics and sends it
+to Alertmanager; the daemon, started from its console script, resolves the
+resource through Aetos and publishes on RabbitMQ, where a consumer written
+with oslo.messaging's public listener API receives alarm.firing and then,
+once the rule stops firing, alarm.resolved with the same alarm_id.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from tests.functional.conftest import FQDN
+from tests.functional.publish.helpers import Consumer, delete_entities
+from tests.harness.relay import RelayProcess
+from tests.harness.services import Aetos, Alertmanager, ScrapeTarget
+
+RULES = {"groups": [{"name": "demo", "rules": [{
+    "alert": "HighDemoLoad",
+    "expr": "demo_load > 5",
+    "labels": {"severity": "critical"},
+    "annotations": {"title": "Demo load is high"},
+}]}]}
+
+MAPPING = """\
+alerts:
+- alert:
+    key:
+      alertname: HighDemoLoad
+      job: node
+    type: host
+    resource:
+      host_id: instance
+    metrics:
+      load: 'demo_load{instance="{instance}"}'
+"""
+
+
+def _metric(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+def _wait(predicate, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.1)
+    pytest.fail(f"timed out after {timeout}s waiting for {what}")
+
+
+def _events(consumer: Consumer, event_type: str) -> list[dict]:
+    with consumer.collector.lock:
+        return [payload for _, etype, payload, _ in consumer.collector.received
+                if etype == event_type]
+
+
+def test_alert_rule_to_consumer_with_resolution_via_aetos(
+        tmp_path, node_exporter, prometheus_factory, rabbit_url, unique_name):
+    exchange = topic = unique_name
+    mapping = tmp_path / "mappings.yaml"
+    mapping.write_text(MAPPING)
+    node_exporter.set_metric("demo_load", 10)
+
+    relay = RelayProcess(
+        mapping_path=mapping, transport_url=rabbit_url, alertmanager_urls=[],
+        workdir=tmp_path / "relay",
+        sections={
+            "DEFAULT": {"control_exchange": exchange},
+            "oslo_messaging_notifications": {"topics": topic},
+        })
+    # Alertmanager is created (its port known) but not started: /readyz must say so.
+    alertmanager = Alertmanager(webhook_url=f"{relay.url}/v1/alerts")
+    prometheus = prometheus_factory(
+        targets=[ScrapeTarget(node_exporter.address, {"fqdn": FQDN})],
+        rules=RULES, alertmanagers=[alertmanager])
+    prometheus.wait_for_series(f'demo_load{{fqdn="{FQDN}"}}')
+    with Aetos(prometheus=prometheus) as aetos, \
+            Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        relay.rewrite_config({
+            "alertmanager": {"urls": [alertmanager.url]},
+            "datasources": {"metrics": "aetos"},
+            "aetos_client": {"endpoint_override": aetos.url, "auth_mode": "noauth"},
+        })
+        try:
+            relay.start()
+            status, body = relay.get("/readyz")
+            assert status == 503, body
+            assert b'"alertmanager_answered": false' in body
+
+            alertmanager.start()
+            _wait(lambda: relay.get("/readyz")[0] == 200, 30, "/readyz 200")
+
+            _wait(lambda: _events(consumer, "alarm.firing"), 60, "alarm.firing on the bus")
+            firing = _events(consumer, "alarm.firing")
+            assert len(firing) == 1, firing
+            event = firing[0]
+            assert event["name"] == "HighDemoLoad"
+            assert event["status"] == "firing"
+            assert event["severity"] == "critical"
+            assert event["resource"]["mapped"] is True
+            assert event["resource"]["type"] == "host"
+            assert event["resource"]["id"] == FQDN, event["resource"]
+            assert event["metrics"]["load"] == 10.0, event["metrics"]
+
+            metrics = relay.get("/metrics")[1].decode()
+            assert _metric(metrics, "alarm_relay_transitions_total", kind="firing") >= 1
+            assert _metric(metrics, "alarm_relay_events_published_total",
+                           event_type="alarm.firing") >= 1
+            assert _metric(metrics, "alarm_relay_polls_total", outcome="success") >= 1
+
+            node_exporter.set_metric("demo_load", 0)
+            _wait(lambda: _events(consumer, "alarm.resolved"), 90, "alarm.resolved on the bus")
+            resolved = _events(consumer, "alarm.resolved")
+            assert len(resolved) == 1, resolved
+            assert resolved[0]["alarm_id"] == event["alarm_id"]
+            assert resolved[0]["status"] == "resolved"
+            assert resolved[0]["reason"] in ("resolved", "disappeared")
+            assert resolved[0]["sequence"] > event["sequence"]
+
+            metrics = relay.get("/metrics")[1].decode()
+            assert _metric(metrics, "alarm_relay_transitions_total", kind="resolved") >= 1
+            assert _metric(metrics, "alarm_relay_events_published_total",
+                           event_type="alarm.resolved") >= 1
+            assert _metric(metrics, "alarm_relay_outbox_depth") == 0
+            assert relay.stop() == 0
+            assert not re.search(r"Traceback", relay.log())
+        finally:
+            if relay.proc is not None and relay.proc.poll() is None:
+                relay.kill()
+            alertmanager.close()
+            delete_entities(rabbit_url.replace("rabbit://", "amqp://"), exchanges=[exchange],
+                            queues=[f"{topic}.info"])
