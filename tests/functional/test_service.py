@@ -124,3 +124,30 @@ def test_sample_derived_config_starts(tmp_path, mapping_file, alertmanager, rabb
         assert process.get("/healthz")[0] == 200
     finally:
         assert process.stop() == 0
+
+
+def test_systemd_ready_means_serving(tmp_path, mapping_file, alertmanager, rabbit_url):
+    """Type=notify: READY=1 comes from the worker once it serves, not from the master at once."""
+    import socket as socket_module
+
+    notify_path = tmp_path / "notify.sock"
+    sock = socket_module.socket(socket_module.AF_UNIX, socket_module.SOCK_DGRAM)
+    sock.bind(str(notify_path))
+    sock.settimeout(30)
+    process = RelayProcess(mapping_path=mapping_file, transport_url=rabbit_url,
+                           alertmanager_urls=[alertmanager.url], workdir=tmp_path / "r",
+                           env={"NOTIFY_SOCKET": str(notify_path)})
+    try:
+        process.start(wait_ready=False)
+        message = sock.recv(4096).decode()
+        assert message == "READY=1"
+        # By the time systemd hears READY=1 the listener answers and the ready line is logged.
+        assert process.get("/healthz")[0] == 200
+        assert "alarm-relay ready" in process.log()
+        process.signal(signal.SIGTERM)
+        assert sock.recv(4096).decode() == "STOPPING=1"
+        assert process.proc.wait(timeout=40) == 0
+    finally:
+        sock.close()
+        if process.proc is not None and process.proc.poll() is None:
+            process.kill()
