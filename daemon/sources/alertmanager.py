@@ -453,6 +453,7 @@ class AlertmanagerPoller:
             except model._Problem as problem:
                 bad += 1
                 self._invalid(url, index, obj, problem, bad, invalid)
+        cache.rotate()
         if bad:
             telemetry.ALERTS_INVALID.labels(stage="poll").inc(bad)
             LOG.warning("GET %s/api/v2/alerts: %d invalid alerts skipped (kept as present "

@@ -38,14 +38,13 @@ def fingerprint(labels: Mapping[str, str], drop: Iterable[str] = ()) -> str:
     :param labels: the alert's labels
     :param drop: label names to ignore
     """
-    dropped = frozenset(drop)
+    dropped = drop if isinstance(drop, frozenset) else frozenset(drop)
+    data = _SEPARATOR.join([part.encode() for name in sorted(labels) if name not in dropped
+                            for part in (name, labels[name])])
     value = _FNV64_OFFSET
-    for name in sorted(labels):
-        if name in dropped:
-            continue
-        for part in (name.encode(), _SEPARATOR, labels[name].encode(), _SEPARATOR):
-            for byte in part:
-                value = ((value ^ byte) * _FNV64_PRIME) & _MASK64
+    if data:
+        for byte in data + _SEPARATOR:
+            value = ((value ^ byte) * _FNV64_PRIME) & _MASK64
     return f"{value:016x}"
 
 
@@ -99,29 +98,44 @@ class _Problem(Exception):
 
 
 class ParseCache:
-    """Memory of label sets already validated and fingerprinted.
+    """Memory of alert objects already parsed, keyed by Alertmanager's fingerprint.
 
-    Alertmanager returns the same alerts poll after poll; a cache keyed by its
-    fingerprint (the label set is compared in full, so a wrong or colliding
-    key only costs a miss) skips validating and hashing them again, and lets
-    successive observations share one labels dict.  Not alert state: it only
+    Alertmanager returns the same alerts poll after poll.  When an object is
+    equal to the one parsed last time (a deep comparison done in C), the same
+    :class:`Alert` is returned without validating, hashing or allocating
+    again; when only some fields changed, the labels (and their fingerprint)
+    and annotations are reused if equal.  A wrong or colliding key only costs
+    a miss: objects are always compared in full.  Not alert state: it only
     speeds up parsing and may be cleared at any time.
 
-    :param max_size: entries kept before the cache starts over
+    Parsed objects are kept (not copied): do not mutate them afterwards.
+    Entries live for two generations: :meth:`rotate` after each complete poll
+    forgets what the poll before did not list, so memory follows the alerts
+    Alertmanager holds.
+
+    :param replica_labels: label names left out of the fingerprint
+    :param max_size: entries per generation before it starts over
     """
 
-    __slots__ = ("_entries", "_max_size", "drop")
+    __slots__ = ("_current", "_max_size", "_previous", "drop")
 
     def __init__(self, replica_labels: Iterable[str] = (), *, max_size: int = 200_000) -> None:
         self.drop = frozenset(replica_labels)
         self._max_size = max_size
-        self._entries: dict[str, tuple[Mapping[str, str], str, Mapping[str, str] | None]] = {}
+        self._current: dict[str, tuple[dict, Alert]] = {}
+        self._previous: dict[str, tuple[dict, Alert]] = {}
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self._current.keys() | self._previous.keys())
+
+    def rotate(self) -> None:
+        """Start a new generation (entries not used since the last rotation go)."""
+        self._previous = self._current
+        self._current = {}
 
     def clear(self) -> None:
-        self._entries.clear()
+        self._current = {}
+        self._previous = {}
 
 
 def _check_strings(value: object, field: str) -> dict[str, str]:
@@ -173,47 +187,55 @@ def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.
 
 
 def _labels_and_fingerprint(obj: dict, drop: frozenset[str],
-                            cache: ParseCache | None) -> tuple[Mapping[str, str], str]:
+                            entry: tuple[dict, Alert] | None) -> tuple[Mapping[str, str], str]:
     labels = obj.get("labels")
-    am_fp = obj.get("fingerprint")
-    if cache is not None and type(am_fp) is str:
-        hit = cache._entries.get(am_fp)
-        if hit is not None and hit[0] == labels:
-            return hit[0], hit[1]
+    if entry is not None and entry[1].labels == labels:
+        return entry[1].labels, entry[1].fingerprint
     if labels is None:
         raise _Problem("labels", "is required")
     labels = _check_strings(labels, "labels")
     if not labels:
         raise _Problem("labels", "must not be empty")
-    if am_fp is not None and type(am_fp) is not str:
-        raise _Problem("fingerprint", "must be a string")
-    local = fingerprint(labels, drop)
-    if cache is not None and am_fp is not None:
-        if len(cache._entries) >= cache._max_size:
-            cache._entries.clear()
-        cache._entries[am_fp] = (labels, local, None)
-    return labels, local
+    return labels, fingerprint(labels, drop)
 
 
-def _annotations(obj: dict, fp: str, cache: ParseCache | None) -> Mapping[str, str]:
+def _annotations(obj: dict, entry: tuple[dict, Alert] | None) -> Mapping[str, str]:
     annotations = obj.get("annotations", _EMPTY)
-    if cache is not None:
-        hit = cache._entries.get("a:" + fp)
-        if hit is not None and hit[0] == annotations:
-            return hit[0]
+    if entry is not None and entry[1].annotations == annotations:
+        return entry[1].annotations
     if annotations is _EMPTY:
         return annotations
-    annotations = _check_strings(annotations, "annotations")
-    if cache is not None:
-        cache._entries["a:" + fp] = (annotations, fp, None)
-    return annotations
+    return _check_strings(annotations, "annotations")
 
 
 def _parse(obj: object, drop: frozenset[str], cache: ParseCache | None) -> Alert:
     if type(obj) is not dict:
         raise _Problem("alert", "must be an object")
-    labels, fp = _labels_and_fingerprint(obj, drop, cache)
-    annotations = _annotations(obj, fp, cache)
+    am_fp = obj.get("fingerprint")
+    entry = None
+    if am_fp is not None:
+        if type(am_fp) is not str:
+            raise _Problem("fingerprint", "must be a string")
+        if cache is not None:
+            entry = cache._current.get(am_fp)
+            if entry is None:
+                entry = cache._previous.get(am_fp)
+                if entry is not None and entry[0] == obj:
+                    cache._current[am_fp] = entry
+                    return entry[1]
+            elif entry[0] == obj:
+                return entry[1]
+    alert = _build(obj, drop, entry)
+    if cache is not None and am_fp is not None:
+        if len(cache._current) >= cache._max_size:
+            cache._current = {}
+        cache._current[am_fp] = (obj, alert)
+    return alert
+
+
+def _build(obj: dict, drop: frozenset[str], entry: tuple[dict, Alert] | None) -> Alert:
+    labels, fp = _labels_and_fingerprint(obj, drop, entry)
+    annotations = _annotations(obj, entry)
     if "startsAt" not in obj:
         raise _Problem("startsAt", "is required")
     starts_at = _parse_time(obj["startsAt"], "startsAt", millis=True)
