@@ -100,7 +100,12 @@ class Notifier:
                     group="publisher", option="send_retry",
                     problem="must be 0 or more (-1 can block forever)")
             self.publisher_id = f"alarm-relay:{conf.host}"
-            self._secrets = _url_secrets(conf, group.transport_url or conf.transport_url)
+            url = group.transport_url or conf.transport_url
+            self._secrets = _url_secrets(conf, url)
+            if _url_scheme(conf, url) == "kafka":
+                LOG.warning("the kafka driver returns before Kafka confirmed a message "
+                            "(oslo.messaging hands it to librdkafka's queue), so the "
+                            "outbox cannot guarantee delivery; see docs/durability.md")
             self._targets = {
                 priority: tuple(oslo_messaging.Target(topic=f"{topic}.{priority.lower()}")
                                 for topic in self._topics)
@@ -207,6 +212,14 @@ def _priority_map(mapping: dict[str, str] | None) -> dict[str, str]:
                         f"(one of {', '.join(PRIORITIES)})")
         result[severity.strip().lower()] = priority.strip().upper()
     return result
+
+
+def _url_scheme(conf: cfg.ConfigOpts, url: str | None) -> str:
+    """The transport driver a URL names (``rabbit``, ``kafka``, ...)."""
+    try:
+        return oslo_messaging.TransportURL.parse(conf, url).transport or ""
+    except Exception:  # the transport already parsed it
+        return ""
 
 
 def _url_secrets(conf: cfg.ConfigOpts, url: str | None) -> tuple[str, ...]:
