@@ -83,8 +83,12 @@ AETOS_CLIENT_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(aetos_client_group)
-    conf.register_opts(AETOS_CLIENT_OPTS, group=aetos_client_group)
+    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
+    # overrides in the group object, which would leak between ConfigOpts instances.
+    group = cfg.OptGroup(name=aetos_client_group.name, title=aetos_client_group.title,
+                         help=aetos_client_group.help)
+    conf.register_group(group)
+    conf.register_opts(AETOS_CLIENT_OPTS, group=group.name)
 
 
 def list_opts() -> list:

@@ -56,8 +56,12 @@ DATASOURCES_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(datasources_group)
-    conf.register_opts(DATASOURCES_OPTS, group=datasources_group)
+    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
+    # overrides in the group object, which would leak between ConfigOpts instances.
+    group = cfg.OptGroup(name=datasources_group.name, title=datasources_group.title,
+                         help=datasources_group.help)
+    conf.register_group(group)
+    conf.register_opts(DATASOURCES_OPTS, group=group.name)
 
 
 def list_opts() -> list:

@@ -69,8 +69,12 @@ PROMETHEUS_CLIENT_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(prometheus_client_group)
-    conf.register_opts(PROMETHEUS_CLIENT_OPTS, group=prometheus_client_group)
+    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
+    # overrides in the group object, which would leak between ConfigOpts instances.
+    group = cfg.OptGroup(name=prometheus_client_group.name, title=prometheus_client_group.title,
+                         help=prometheus_client_group.help)
+    conf.register_group(group)
+    conf.register_opts(PROMETHEUS_CLIENT_OPTS, group=group.name)
 
 
 def list_opts() -> list:

@@ -22,7 +22,12 @@ service_credentials_group = cfg.OptGroup(
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(service_credentials_group)
+    # A fresh OptGroup per ConfigOpts: keystoneauth1 registers its plugin's options
+    # (auth_url required) on first load, and oslo.config keeps them in the group
+    # object, so a shared one would leak them into every later ConfigOpts.
+    conf.register_group(cfg.OptGroup(
+        name=service_credentials_group.name, title=service_credentials_group.title,
+        help=service_credentials_group.help))
     ks_loading.register_session_conf_options(conf, service_credentials_group.name)
     ks_loading.register_auth_conf_options(conf, service_credentials_group.name)
     conf.set_default("timeout", DEFAULT_TIMEOUT, group=service_credentials_group.name)

@@ -229,6 +229,11 @@ class MetricsBackend(abc.ABC):
         """Called once after a 401; True when retrying may now succeed."""
         return False
 
+    async def warm_up(self) -> None:
+        """Fetch what the first request would (a token, the endpoint); may raise MetricsError."""
+        await self._base_url()
+        await self._headers()
+
     async def filtered(self) -> str | None:
         """Why answers may be filtered (Aetos without admin role), or None.
 

@@ -297,6 +297,12 @@ class MetricsResolver:
         return refreshed
 
     async def _refresh_loop(self) -> None:
+        # Warm up first (Keystone token and catalog), so the first alarm does not pay it.
+        for backend in self.backends:
+            try:
+                await backend.warm_up()
+            except MetricsError as err:
+                LOG.warning("Metrics backend %s is not ready: %s", backend.NAME, err)
         while True:
             await asyncio.sleep(self.settings.refresh_interval)
             try:
