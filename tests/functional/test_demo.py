@@ -156,6 +156,9 @@ def test_demo_inputs_are_the_seeds():
     rules = yaml.safe_load((DEMO_DIR / "mappings.yaml").read_text())["alerts"]
     assert [r["alert"]["key"]["alertname"] for r in rules[:4]] == [
         "HighCpuOnVmAlert", "HighTrafficOnBridge", "AvgCPUTimeOnIdleMode", "HighInodeUsage"]
+    # The sample mapping shipped for operators holds the same rules.
+    sample = yaml.safe_load((REPO / "etc" / "alarm-relay" / "mappings.yaml").read_text())
+    assert rules[:4] == sample["alerts"]
     # In a checkout next to the shared fixtures, they are byte-for-byte / rule-for-rule copies.
     posted = SHARED_FIXTURES / "alertmanager" / "posted_firing.json"
     if posted.exists():
