@@ -13,7 +13,7 @@ import importlib.resources
 import json
 from typing import Any
 
-__all__ = ["AlarmEvent", "SCHEMA_VERSION", "load_schema"]
+__all__ = ["AlarmEvent", "SCHEMA_VERSION", "load_schema", "new_event"]
 
 SCHEMA_VERSION = "1.0"
 
@@ -47,3 +47,27 @@ class AlarmEvent:
     @property
     def severity(self) -> str:
         return self.payload.get("severity", "unknown")
+
+
+_NEW = object.__new__
+_SET_EVENT_ID = AlarmEvent.event_id.__set__  # type: ignore[attr-defined]
+_SET_EVENT_TYPE = AlarmEvent.event_type.__set__  # type: ignore[attr-defined]
+_SET_ALARM_ID = AlarmEvent.alarm_id.__set__  # type: ignore[attr-defined]
+_SET_SEQUENCE = AlarmEvent.sequence.__set__  # type: ignore[attr-defined]
+_SET_PAYLOAD = AlarmEvent.payload.__set__  # type: ignore[attr-defined]
+
+
+def new_event(event_id: str, event_type: str, alarm_id: str, sequence: int,
+              payload: dict[str, Any]) -> AlarmEvent:
+    """``AlarmEvent(...)`` at half the cost of the frozen dataclass's ``__init__``.
+
+    The transformer builds one per alert; the result is an ordinary (frozen)
+    ``AlarmEvent``.
+    """
+    event = _NEW(AlarmEvent)
+    _SET_EVENT_ID(event, event_id)
+    _SET_EVENT_TYPE(event, event_type)
+    _SET_ALARM_ID(event, alarm_id)
+    _SET_SEQUENCE(event, sequence)
+    _SET_PAYLOAD(event, payload)
+    return event

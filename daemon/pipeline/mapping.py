@@ -21,7 +21,7 @@ import os
 import re
 import stat
 from collections.abc import Callable, Iterator, Mapping
-from typing import Final
+from typing import Any, Final
 
 import yaml
 from yaml.constructor import SafeConstructor
@@ -93,11 +93,16 @@ def _strip_port(value: str) -> str:
 
 def _short_host(value: str) -> str:
     """``compute-1.example.org`` -> ``compute-1``; IP addresses stay whole."""
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return value.split(".", 1)[0]
-    return value
+    if ":" in value or "." not in value:  # IPv6, or nothing to shorten
+        return value
+    if value.replace(".", "").isdigit():  # cheap pre-check before the real one
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            pass
+        else:
+            return value
+    return value.split(".", 1)[0]
 
 
 #: Value transforms a ``resource`` property may name, applied in the order written.
@@ -189,15 +194,41 @@ class Rule:
     key: tuple[Condition, ...]
     properties: tuple[PropertySpec, ...]
     queries: Mapping[str, str]
-    # Derived, for the hot path.
-    equals: tuple[tuple[str, str], ...] = dataclasses.field(default=(), repr=False)
-    others: tuple[Condition, ...] = dataclasses.field(default=(), repr=False)
-    simple: bool = dataclasses.field(default=False, repr=False)
+    # Derived in __post_init__, for the hot path.
+    #: equality conditions with a non-empty value, as (label, value)
+    equals: tuple[tuple[str, str], ...] = dataclasses.field(init=False, repr=False)
+    #: every other condition
+    others: tuple[Condition, ...] = dataclasses.field(init=False, repr=False)
+    #: every property takes a label as it is (the seed's form)
+    simple: bool = dataclasses.field(init=False, repr=False)
+    #: ``equals`` without the alertname pair, which the index already checked
+    rest: tuple[tuple[str, str], ...] = dataclasses.field(init=False, repr=False)
+    #: (property, label) pairs when ``simple``
+    pairs: tuple[tuple[str, str], ...] = dataclasses.field(init=False, repr=False)
+    #: what :attr:`ref` returns
+    reference: str = dataclasses.field(init=False, repr=False)
+    #: ``properties`` compiled for :func:`_resource` (with a cache of transformed values)
+    steps: tuple[Any, ...] = dataclasses.field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        def derive(name: str, value: object) -> None:
+            object.__setattr__(self, name, value)
+
+        equals = tuple((c.label, c.value) for c in self.key if c.op == "=" and c.value != "")
+        simple = all(p.label is not None and not p.transforms and p.default is None
+                     for p in self.properties)
+        derive("equals", equals)
+        derive("others", tuple(c for c in self.key if not (c.op == "=" and c.value != "")))
+        derive("simple", simple)
+        derive("rest", tuple(pair for pair in equals if pair[0] != "alertname"))
+        derive("pairs", tuple((p.name, p.label) for p in self.properties) if simple else ())
+        derive("reference", self.name if self.name is not None else f"rule {self.index}")
+        derive("steps", _steps(self.properties))
 
     @property
     def ref(self) -> str:
         """The rule as events name it: its ``name``, else ``rule <index>``."""
-        return self.name if self.name is not None else f"rule {self.index}"
+        return self.reference
 
     @property
     def alertname(self) -> str | None:
@@ -229,40 +260,58 @@ class Rule:
 
         :param labels: the alert's labels
         """
-        props: dict[str, str | None] = {}
-        missing: list[str] = []
-        get = labels.get
-        if self.simple:
-            for spec in self.properties:
-                value = get(spec.label)  # type: ignore[arg-type]
-                if not value:
-                    value = None
-                    if spec.label not in missing:
-                        missing.append(spec.label)  # type: ignore[arg-type]
-                props[spec.name] = value
-            return props, missing
-        for spec in self.properties:
-            if spec.label is None:
-                props[spec.name] = spec.value
-                continue
-            value = get(spec.label)
-            if not value:
-                if spec.default is None:
-                    value = None
-                    if spec.label not in missing:
-                        missing.append(spec.label)
-                else:
-                    value = spec.default
+        return _resource(self.steps, labels.get)
+
+
+#: Transformed values remembered per property (label values repeat: hosts, domains).
+_TRANSFORM_CACHE_LIMIT: Final = 4096
+
+_Step = tuple[str, "str | None", "str | None", tuple[Callable[[str], str], ...], "str | None",
+              dict[str, str]]
+
+
+def _steps(properties: tuple[PropertySpec, ...]) -> tuple[_Step, ...]:
+    return tuple((p.name, p.label, p.value, tuple(TRANSFORMS[t] for t in p.transforms),
+                  p.default, {}) for p in properties)
+
+
+def _resource(steps: tuple[_Step, ...],
+              get: Callable[[str], str | None]) -> tuple[dict[str, str | None], list[str]]:
+    """Properties and missing labels; the general case of ``CompiledMapping.lookup``."""
+    props: dict[str, str | None] = {}
+    missing: list[str] = []
+    for name, label, literal, chain, default, cache in steps:
+        if label is None:
+            props[name] = literal
+            continue
+        value = get(label)
+        if not value:
+            if default is None:
+                value = None
+                if label not in missing:
+                    missing.append(label)
             else:
-                for transform in spec.transforms:
-                    value = TRANSFORMS[transform](value)
-            props[spec.name] = value
-        return props, missing
+                value = default
+        elif chain:
+            done = cache.get(value)
+            if done is None:
+                done = value
+                for transform in chain:
+                    done = transform(done)
+                if len(cache) >= _TRANSFORM_CACHE_LIMIT:
+                    cache.clear()
+                cache[value] = done
+            value = done
+        props[name] = value
+    return props, missing
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(slots=True)
 class Match:
-    """The rule that matched an alert and the resource it gives.
+    """The rule that matched an alert and the resource it gives (treat as read-only).
+
+    Not a frozen dataclass only because it is built once per alert on the hot
+    path, where a frozen ``__init__`` costs twice as much.
 
     :ivar rule: the matching rule
     :ivar properties: property -> value, None where a label was missing
@@ -338,10 +387,41 @@ class CompiledMapping:
         :param labels: the alert's labels
         :returns: the match, or None when no rule matches
         """
-        for rule in self._by_name.get(labels.get("alertname", ""), self._generic):
-            if rule.matches(labels):
-                props, missing = rule.resource(labels)
-                return Match(rule, props, tuple(missing))
+        found = self.lookup(labels)
+        return None if found is None else Match(*found)
+
+    def lookup(self, labels: Mapping[str, str]) -> (
+            tuple[Rule, dict[str, str | None], tuple[str, ...]] | None):
+        """:meth:`match` without building a ``Match``: ``(rule, properties, missing)``.
+
+        The hot path of the pipeline, with ``Rule.matches`` and
+        ``Rule.resource`` inlined.
+
+        :param labels: the alert's labels
+        """
+        get = labels.get
+        for rule in self._by_name.get(get("alertname", ""), self._generic):
+            for label, value in rule.rest:  # the index checked alertname
+                if get(label) != value:
+                    break
+            else:
+                if rule.others and not all(c.test(labels) for c in rule.others):
+                    continue
+                if not rule.simple:
+                    props, missing = _resource(rule.steps, get)
+                    return rule, props, tuple(missing)
+                props = {}
+                missed: list[str] | None = None
+                for name, label in rule.pairs:
+                    value = get(label)
+                    if not value:
+                        value = None
+                        if missed is None:
+                            missed = [label]
+                        elif label not in missed:
+                            missed.append(label)
+                    props[name] = value
+                return rule, props, tuple(missed) if missed else ()
         return None
 
 
@@ -612,13 +692,8 @@ class _Compiler:
         if "metrics" in fields:
             queries = self.compile_metrics(fields["metrics"][1])
 
-        equals = tuple((c.label, c.value) for c in key if c.op == "=" and c.value != "")
-        others = tuple(c for c in key if not (c.op == "=" and c.value != ""))
-        simple = all(p.label is not None and not p.transforms and p.default is None
-                     for p in properties)
         return Rule(index=index, line=item.start_mark.line + 1, name=name, type=rtype,
-                    key=key, properties=properties, queries=queries,
-                    equals=equals, others=others, simple=simple)
+                    key=key, properties=properties, queries=queries)
 
     def compile_key(self, node: yaml.Node) -> tuple[Condition, ...]:
         items = self.mapping(node, "'key'")

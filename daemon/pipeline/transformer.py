@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Final
 from oslo_log import log
 
 from daemon import telemetry
-from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent
+from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent, new_event
 from daemon.pipeline.mapping import CompiledMapping, Match
 from daemon.pipeline.resolver import Resolution, Resolver, ResolveRequest
 from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP, SeverityMap
@@ -46,31 +46,38 @@ _ISO_CACHE_LIMIT: Final = 4096
 _MAX_ERROR_LENGTH: Final = 300
 
 
-class _EventIds:
-    """Random (version 4) UUID strings, cheaper than ``str(uuid.uuid4())``.
+def _event_ids(count: int) -> list[str]:
+    """``count`` random (version 4) UUID strings, much cheaper than ``str(uuid.uuid4())``.
 
-    Draws randomness from ``os.urandom`` in blocks; every id still has 122
-    random bits and the version and variant bits of RFC 9562.
+    Each has 122 bits from ``os.urandom`` and the version and variant bits of
+    RFC 9562, like ``uuid.uuid4()``; made in blocks, handed out one by one.
     """
+    h = os.urandom(16 * count).hex()
+    variant = _VARIANT
+    return [f"{h[p:p + 8]}-{h[p + 8:p + 12]}-4{h[p + 13:p + 16]}-"
+            f"{variant[h[p + 16]]}{h[p + 17:p + 20]}-{h[p + 20:p + 32]}"
+            for p in range(0, 32 * count, 32)]
 
-    __slots__ = ("_hex", "_pos")
 
-    _BLOCK: Final = 1024
-    _VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_VARIANT: Final = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_ID_BLOCK: Final = 1024
 
-    def __init__(self) -> None:
-        self._hex = ""
-        self._pos = 0
-
-    def next(self) -> str:
-        pos = self._pos
-        h = self._hex
-        if pos >= len(h):
-            h = self._hex = os.urandom(16 * self._BLOCK).hex()
-            pos = 0
-        self._pos = pos + 32
-        return (f"{h[pos:pos + 8]}-{h[pos + 8:pos + 12]}-4{h[pos + 13:pos + 16]}-"
-                f"{self._VARIANT[h[pos + 16]]}{h[pos + 17:pos + 20]}-{h[pos + 20:pos + 32]}")
+#: Payload keys in documented order (docs/events.md); copied, then filled in.
+_PAYLOAD: Final[dict[str, Any]] = dict.fromkeys((
+    "schema_version", "event_id", "alarm_id", "fingerprint", "sequence", "name", "status",
+    "reason", "severity", "severity_raw", "starts_at", "ends_at", "observed_at", "labels",
+    "annotations", "generator_url", "silenced_by", "inhibited_by", "source", "resource",
+    "metrics"))
+_PAYLOAD["schema_version"] = SCHEMA_VERSION
+_RESOURCE_KEYS: Final = ("type", "id", "properties", "rule", "mapped", "missing_labels",
+                         "resolved", "unresolved_reason", "resolve_errors")
+_UNMATCHED: Final[dict[str, Any]] = {
+    **dict.fromkeys(_RESOURCE_KEYS), "mapped": False, "resolved": False,
+    "unresolved_reason": "unmatched"}
+_UNRESOLVED: Final[dict[str, Any]] = {
+    **dict.fromkeys(_RESOURCE_KEYS), "mapped": True, "resolved": False,
+    "unresolved_reason": "no resolver configured"}
+_EVENT_TYPES: Final = {k: "alarm." + k for k in ("firing", "updated", "resolved")}
 
 
 class Transformer:
@@ -109,9 +116,10 @@ class Transformer:
         self._severity_label = severity_label
         self._host = host
         self._timeout = float(resolve_timeout)
-        self._ids = _EventIds()
+        self._ids: list[str] = []
         self._iso: dict[datetime.datetime, str] = {}
-        self._unmatched_logged: set[str] = set()
+        self._severity_of: dict[str | None, str] = {None: "unknown"}
+        self._unmatched_counters: dict[str, Any] = {}
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, mapping: CompiledMapping,
@@ -143,7 +151,7 @@ class Transformer:
         :returns: the previous mapping
         """
         old, self._mapping = self._mapping, mapping
-        self._unmatched_logged.clear()
+        self._unmatched_counters.clear()
         LOG.info("Mapping replaced: %s (%s, %d rules) instead of %s (%s, %d rules)",
                  mapping.source, mapping.digest, len(mapping),
                  old.source, old.digest, len(old))
@@ -159,43 +167,48 @@ class Transformer:
         :returns: the event, or None when no rule matches, the policy is
             ``drop`` and the transition is not ``resolved``
         """
-        alert = transition.alert
-        labels = alert.labels
-        match = self._mapping.match(labels)  # one snapshot of the mapping per alert
-        if match is None:
+        labels = transition.alert.labels
+        found = self._mapping.lookup(labels)  # one snapshot of the mapping per alert
+        if found is None:
             name = labels.get("alertname", "")
-            telemetry.ALERTS_UNMATCHED.labels(name).inc()
-            if name not in self._unmatched_logged:
-                self._log_unmatched(name)
+            counter = self._unmatched_counters.get(name)
+            if counter is None:
+                counter = self._unmatched_counter(name)
+            counter.inc()
             if self._drop and transition.kind != "resolved":
                 return None
-            resource: dict[str, Any] = {
-                "type": None, "id": None, "properties": {}, "rule": None, "mapped": False,
-                "missing_labels": [], "resolved": False, "unresolved_reason": "unmatched",
-                "resolve_errors": [],
-            }
+            resource = _UNMATCHED.copy()
+            resource["properties"] = {}
+            resource["missing_labels"] = []
+            resource["resolve_errors"] = []
             return self._event(transition, resource, {})
-        if not self._resolvers:
-            rule = match.rule
-            props = match.properties
-            resource = {
-                "type": rule.type, "id": props.get("id"), "properties": props,
-                "rule": rule.ref, "mapped": True, "missing_labels": list(match.missing_labels),
-                "resolved": False, "unresolved_reason": "no resolver configured",
-                "resolve_errors": [],
-            }
-            return self._event(transition, resource, {})
-        resource, metrics = await self._resolve(transition, match)
-        return self._event(transition, resource, metrics)
+        if self._resolvers:
+            resource, metrics = await self._resolve(transition, Match(*found))
+            return self._event(transition, resource, metrics)
+        rule, props, missing = found
+        resource = _UNRESOLVED.copy()
+        resource["type"] = rule.type
+        resource["id"] = props.get("id")
+        resource["properties"] = props
+        resource["rule"] = rule.reference
+        resource["missing_labels"] = list(missing)
+        resource["resolve_errors"] = []
+        return self._event(transition, resource, {})
 
     # ------------------------------------------------------------------ internals
 
-    def _log_unmatched(self, name: str) -> None:
-        if len(self._unmatched_logged) < _LOGGED_NAMES_LIMIT:
-            self._unmatched_logged.add(name)
-        LOG.warning("No mapping rule matches alerts named %r (%s); policy %s. "
-                    "Logged once per alertname; alarm_relay_alerts_unmatched_total counts them.",
-                    name, self._mapping.source, "drop" if self._drop else "emit")
+    def _unmatched_counter(self, name: str) -> Any:
+        """The counter child of one alertname; logs the first unmatched alert of each name.
+
+        Past ``_LOGGED_NAMES_LIMIT`` names nothing more is logged (counted still).
+        """
+        counter = telemetry.ALERTS_UNMATCHED.labels(name)
+        if len(self._unmatched_counters) < _LOGGED_NAMES_LIMIT:
+            self._unmatched_counters[name] = counter
+            LOG.warning("No mapping rule matches alerts named %r (%s); policy %s. Logged "
+                        "once per alertname; alarm_relay_alerts_unmatched_total counts them.",
+                        name, self._mapping.source, "drop" if self._drop else "emit")
+        return counter
 
     async def _resolve(self, transition: Transition,
                        match: Match) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -262,6 +275,12 @@ class Transformer:
             return Resolution(errors=(f"returned {type(result).__name__}, not a Resolution",))
         return result
 
+    def _normalise(self, raw: str) -> str:
+        severity = self._severity.normalise(raw)
+        if len(self._severity_of) < _ISO_CACHE_LIMIT:
+            self._severity_of[raw] = severity
+        return severity
+
     def _iso_time(self, value: datetime.datetime) -> str:
         text = self._iso.get(value)
         if text is None:
@@ -280,44 +299,51 @@ class Transformer:
         alert = transition.alert
         labels = alert.labels
         kind = transition.kind
-        iso = self._iso_time
+        iso = self._iso.get
         raw = labels.get(self._severity_label)
+        severity = self._severity_of.get(raw)
+        if severity is None:
+            severity = self._normalise(raw)
         observed_at = transition.observed_at
         if kind == "resolved":
             status = "resolved"
             reason = transition.reason or "resolved"
-            ends_at = iso(_end_time(alert.ends_at, observed_at))
+            end = _end_time(alert.ends_at, observed_at)
+            ends_at = iso(end) or self._iso_time(end)
         else:
             status = "firing"
             reason = None
             ends_at = None
-        event_id = self._ids.next()
-        payload = {
-            "schema_version": SCHEMA_VERSION,
-            "event_id": event_id,
-            "alarm_id": transition.alarm_id,
-            "fingerprint": alert.fingerprint,
-            "sequence": transition.sequence,
-            "name": labels.get("alertname", ""),
-            "status": status,
-            "reason": reason,
-            "severity": self._severity.normalise(raw),
-            "severity_raw": raw,
-            "starts_at": iso(alert.starts_at),
-            "ends_at": ends_at,
-            "observed_at": iso(observed_at),
-            "labels": dict(labels),
-            "annotations": dict(alert.annotations),
-            "generator_url": alert.generator_url or None,
-            "silenced_by": list(alert.silenced_by),
-            "inhibited_by": list(alert.inhibited_by),
-            "source": {"type": "alertmanager", "cluster": transition.cluster,
-                       "url": transition.source_url, "relay": self._host},
-            "resource": resource,
-            "metrics": metrics,
-        }
-        return AlarmEvent(event_id, "alarm." + kind, transition.alarm_id,
-                          transition.sequence, payload)
+        ids = self._ids
+        if not ids:
+            ids = self._ids = _event_ids(_ID_BLOCK)
+        event_id = ids.pop()
+        starts_at = alert.starts_at
+        # Copying a template and filling it in is twice as fast as a 21-key literal.
+        payload = _PAYLOAD.copy()
+        payload["event_id"] = event_id
+        payload["alarm_id"] = alarm_id = transition.alarm_id
+        payload["fingerprint"] = alert.fingerprint
+        payload["sequence"] = sequence = transition.sequence
+        payload["name"] = labels.get("alertname", "")
+        payload["status"] = status
+        payload["reason"] = reason
+        payload["severity"] = severity
+        payload["severity_raw"] = raw
+        payload["starts_at"] = iso(starts_at) or self._iso_time(starts_at)
+        payload["ends_at"] = ends_at
+        payload["observed_at"] = iso(observed_at) or self._iso_time(observed_at)
+        payload["labels"] = dict(labels)
+        payload["annotations"] = dict(alert.annotations)
+        payload["generator_url"] = alert.generator_url or None
+        payload["silenced_by"] = list(alert.silenced_by)
+        payload["inhibited_by"] = list(alert.inhibited_by)
+        payload["source"] = {"type": "alertmanager", "cluster": transition.cluster,
+                             "url": transition.source_url, "relay": self._host}
+        payload["resource"] = resource
+        payload["metrics"] = metrics
+        return new_event(event_id, _EVENT_TYPES.get(kind) or "alarm." + kind, alarm_id,
+                         sequence, payload)
 
 
 def _end_time(ends_at: datetime.datetime | None,
