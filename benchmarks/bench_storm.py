@@ -1,0 +1,231 @@
+"""Benchmark: alert storm, N new alerts appear in Alertmanager at once -> all N alarm events
+confirmed by RabbitMQ.
+
+A real Alertmanager (resolve_timeout 1 h, no webhook receiver: the poll path only) and the
+daemon as a process (``[alertmanager] poll_interval`` 1 s, default publisher settings) on the
+shared RabbitMQ with a unique exchange and topic.  A queue is bound first (an oslo.messaging
+listener started and stopped), so every confirmed event is also counted in the queue.  Then
+N alerts (50,000) are POSTed to Alertmanager in batches as fast as it takes them, while the
+daemon polls.  The relay's /metrics is sampled every 0.2 s to time the pieces:
+
+- ``posted_s``: Alertmanager accepted the last batch (from the first POST);
+- ``stored_s``: every firing transition stored in the outbox (transitions_total);
+- ``confirmed_s``: every event confirmed by the broker (events_published_total) - the figure;
+- ``publish_eps``: events confirmed per second between the first and the last confirm;
+- polls during the storm and their mean duration; Alertmanager's ``GET /api/v2/alerts``
+  + ``json.loads`` with all N alerts (its API speed) and its RSS; the relay worker's RSS.
+
+At the end the queue must hold N messages.  Target: confirmed_s <= 20 s.
+
+    python benchmarks/bench_storm.py [--alerts 50000] [--batch 1000] [--timeout 180]
+
+The last line printed is one JSON object with the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import http.client
+import json
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks import common  # noqa: E402
+from benchmarks.common import log  # noqa: E402
+from tests.harness.relay import RelayProcess  # noqa: E402
+from tests.harness.services import Alertmanager, shared_transport_url  # noqa: E402
+
+TARGET_S = 20.0
+
+
+class Sampler(threading.Thread):
+    """Samples the relay's counters every ``interval`` seconds until stopped."""
+
+    def __init__(self, url: str, interval: float = 0.2) -> None:
+        super().__init__(daemon=True)
+        self.url = url
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float]]] = []
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                text = common.scrape(self.url, timeout=5)
+            except Exception:  # noqa: BLE001 - a slow scrape only loses a sample
+                text = None
+            if text is not None:
+                self.samples.append((time.monotonic(), {
+                    "stored": common.metric_sum(text, "alarm_relay_transitions_total",
+                                                kind="firing"),
+                    "published": common.metric_sum(text, "alarm_relay_events_published_total"),
+                    "depth": common.metric_sum(text, "alarm_relay_outbox_depth"),
+                    "polls": common.metric_sum(text, "alarm_relay_poll_duration_seconds_count"),
+                    "poll_s": common.metric_sum(text, "alarm_relay_poll_duration_seconds_sum"),
+                    "tracked": common.metric_sum(text, "alarm_relay_alerts_tracked"),
+                }))
+            self.stop.wait(self.interval)
+
+    def latest(self) -> dict[str, float]:
+        return self.samples[-1][1] if self.samples else {}
+
+    def first_time(self, key: str, value: float) -> float | None:
+        for t, sample in self.samples:
+            if sample[key] >= value:
+                return t
+        return None
+
+
+def post_all(am: Alertmanager, alerts: list[dict], batch: int) -> list[float]:
+    """POST ``alerts`` in batches on one connection; returns each batch's seconds."""
+    conn = http.client.HTTPConnection("127.0.0.1", am.port, timeout=60)
+    took = []
+    try:
+        for start in range(0, len(alerts), batch):
+            body = json.dumps(alerts[start:start + batch]).encode()
+            began = time.monotonic()
+            conn.request("POST", "/api/v2/alerts", body, {"Content-Type": "application/json"})
+            resp = conn.getresponse()
+            resp.read()
+            if resp.status != 200:
+                raise RuntimeError(f"POST /api/v2/alerts: {resp.status}")
+            took.append(time.monotonic() - began)
+    finally:
+        conn.close()
+    return took
+
+
+def am_fetch(am: Alertmanager, rounds: int = 3) -> tuple[float, int]:
+    """Median seconds of GET /api/v2/alerts (the relay's query) + json.loads; body bytes."""
+    params = "active=true&silenced=true&inhibited=true&unprocessed=true"
+    times, size = [], 0
+    for _ in range(rounds):
+        conn = http.client.HTTPConnection("127.0.0.1", am.port, timeout=60)
+        began = time.monotonic()
+        conn.request("GET", f"/api/v2/alerts?{params}")
+        body = conn.getresponse().read()
+        json.loads(body)
+        times.append(time.monotonic() - began)
+        size = len(body)
+        conn.close()
+    return statistics.median(times), size
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=50_000)
+    parser.add_argument("--batch", type=int, default=1000)
+    parser.add_argument("--poll-interval", type=float, default=1.0)
+    parser.add_argument("--timeout", type=float, default=180.0,
+                        help="seconds to wait for every event at most")
+    args = parser.parse_args(argv)
+    n = args.alerts
+
+    rabbit = shared_transport_url()
+    name = common.unique_name("bench-storm")
+    exchange, topic = f"{name}-x", name
+    queue = f"{topic}.info"
+    now = dt.datetime.now(dt.UTC)
+    alerts = [common.api_alert(i, "storm", starts=now - dt.timedelta(seconds=i % 600))
+              for i in range(n)]
+    result: dict = {"benchmark": "storm", "alerts": n, "batch": args.batch,
+                    "poll_interval_s": args.poll_interval, "target_s": TARGET_S}
+    with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
+        workdir = Path(tmp)
+        mapping = common.write_mapping(workdir)
+        try:
+            # Bind the queue (as a consumer would), then leave the messages in it.
+            with common.TimedConsumer(rabbit, exchange=exchange, topic=topic,
+                                      conf_dir=workdir):
+                pass
+            with Alertmanager(resolve_timeout="1h", workdir=workdir / "am") as am:
+                relay = RelayProcess(
+                    mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
+                    workdir=workdir / "relay",
+                    sections={
+                        "DEFAULT": {"control_exchange": exchange},
+                        "oslo_messaging_notifications": {"topics": topic},
+                        "alertmanager": {"poll_interval": args.poll_interval,
+                                         "timeout": 30.0},
+                        "lifecycle": {"resolve_grace_period": 3600},
+                    })
+                with relay:
+                    common.wait_for(lambda: relay.get("/readyz")[0] == 200, timeout=30,
+                                    what="/readyz 200")
+                    rss_before = common.relay_worker_rss(relay.proc.pid)
+                    am_rss_before = common.rss_bytes(am.pid)
+                    sampler = Sampler(relay.url)
+                    sampler.start()
+                    time.sleep(0.5)
+                    base = sampler.latest()
+                    began = time.monotonic()
+                    batches = post_all(am, alerts, args.batch)
+                    posted = time.monotonic()
+                    log(f"{n} alerts posted in {posted - began:.1f}s")
+                    deadline = began + args.timeout
+                    while time.monotonic() < deadline:
+                        latest = sampler.latest()
+                        if latest.get("published", 0) - base.get("published", 0) >= n:
+                            break
+                        time.sleep(0.1)
+                    time.sleep(0.5)
+                    sampler.stop.set()
+                    sampler.join(10)
+                    done = sampler.latest()
+                    stored_at = sampler.first_time("stored", base["stored"] + n)
+                    confirmed_at = sampler.first_time("published", base["published"] + n)
+                    first_confirm = sampler.first_time("published", base["published"] + 1)
+                    first_stored = sampler.first_time("stored", base["stored"] + 1)
+                    result.update({
+                        "posted_s": round(posted - began, 2),
+                        "post_batch_median_ms": round(statistics.median(batches) * 1000, 1),
+                        "first_stored_s": round(first_stored - began, 2) if first_stored else None,
+                        "stored_s": round(stored_at - began, 2) if stored_at else None,
+                        "first_confirmed_s": (round(first_confirm - began, 2)
+                                              if first_confirm else None),
+                        "confirmed_s": round(confirmed_at - began, 2) if confirmed_at else None,
+                        "confirmed_after_posted_s": (round(confirmed_at - posted, 2)
+                                                     if confirmed_at else None),
+                        "published": int(done["published"] - base["published"]),
+                        "stored": int(done["stored"] - base["stored"]),
+                        "max_outbox_depth": int(max(s["depth"] for _, s in sampler.samples)),
+                        "polls": int(done["polls"] - base["polls"]),
+                        "mean_poll_s": (round((done["poll_s"] - base["poll_s"])
+                                              / (done["polls"] - base["polls"]), 3)
+                                        if done["polls"] > base["polls"] else None),
+                        "tracked": int(done["tracked"]),
+                    })
+                    if first_confirm and confirmed_at and confirmed_at > first_confirm:
+                        result["publish_eps"] = round(n / (confirmed_at - first_confirm))
+                    rss_after = common.relay_worker_rss(relay.proc.pid)
+                    result["relay_rss_before_bytes"] = rss_before
+                    result["relay_rss_after_bytes"] = rss_after
+                    result["relay_rss_per_alert_bytes"] = round((rss_after - rss_before) / n)
+                    fetch_s, body = am_fetch(am)
+                    result["am_fetch_s"] = round(fetch_s, 3)
+                    result["am_body_bytes"] = body
+                    result["am_rss_before_bytes"] = am_rss_before
+                    result["am_rss_bytes"] = common.rss_bytes(am.pid)
+            try:
+                result["queue_messages"] = common.queue_depth(rabbit, queue)
+            except Exception as err:  # noqa: BLE001
+                result["queue_messages"] = None
+                log(f"queue depth unavailable: {err}")
+        finally:
+            common.delete_entities(rabbit, exchanges=[exchange], queues=[queue])
+    confirmed = result.get("confirmed_s")
+    result["target_met"] = confirmed is not None and confirmed <= TARGET_S
+    log(json.dumps(result, indent=1))
+    common.emit(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
