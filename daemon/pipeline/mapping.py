@@ -270,9 +270,14 @@ _Step = tuple[str, "str | None", "str | None", tuple[Callable[[str], str], ...],
               dict[str, str]]
 
 
+#: One cache per transform chain, shared by every rule using it (the transforms are pure).
+_CHAIN_CACHES: dict[tuple[str, ...], dict[str, str]] = {}
+
+
 def _steps(properties: tuple[PropertySpec, ...]) -> tuple[_Step, ...]:
     return tuple((p.name, p.label, p.value, tuple(TRANSFORMS[t] for t in p.transforms),
-                  p.default, {}) for p in properties)
+                  p.default, _CHAIN_CACHES.setdefault(p.transforms, {}))
+                 for p in properties)
 
 
 def _resource(steps: tuple[_Step, ...],
