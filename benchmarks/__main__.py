@@ -1,0 +1,435 @@
+"""Run the benchmark suite and write docs/performance.md.
+
+    python -m benchmarks                      # everything (make bench, tox -e bench)
+    python -m benchmarks --quick              # smaller sizes, a few minutes
+    python -m benchmarks --only e2e storm     # some; the others keep their last figures
+    python -m benchmarks --profile e2e        # run one under py-spy (--subprocesses)
+
+Each benchmark runs as a subprocess with a time limit (its progress on stderr, its figures
+as the last JSON line of stdout).  The document gets the machine, the versions, one table
+with every figure next to its baseline measured in the same run, and then the hand-written
+analysis from benchmarks/analysis.md.  The raw figures are kept in the document, so
+``--only`` can update some rows and keep the rest (marked with the time they ran).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import datetime as dt
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+HERE = ROOT / "benchmarks"
+DOC = ROOT / "docs" / "performance.md"
+ANALYSIS = HERE / "analysis.md"
+BEGIN, END = "<!-- BEGIN GENERATED: python -m benchmarks -->", "<!-- END GENERATED -->"
+RAW_RE = re.compile(r"<!-- RESULTS\n(.*?)\n-->", re.S)
+
+
+@dataclasses.dataclass(frozen=True)
+class Bench:
+    name: str
+    script: str
+    args: tuple[str, ...]
+    quick_args: tuple[str, ...]
+    timeout: float
+    what: str
+
+
+BENCHES = [
+    Bench("transform", "bench_transform.py", (), ("--count", "10000", "--repeat", "2"), 300,
+          "match + event build vs json.loads, 10/100/1,000 rules"),
+    Bench("poll", "bench_poll.py", (), ("--sizes", "10000", "--rounds", "3"), 480,
+          "poll cycle (fetch, parse, diff) vs fetch + json.loads"),
+    Bench("publish", "bench_publish.py", (), ("--events", "5000", "--rounds", "1"), 300,
+          "outbox -> RabbitMQ vs raw confirmed publishes"),
+    Bench("e2e", "bench_e2e.py", (), ("--webhook", "200", "--poll", "50", "--floor", "50"), 360,
+          "end-to-end latency, webhook and poll paths"),
+    Bench("storm", "bench_storm.py", (), ("--alerts", "10000"), 420,
+          "50,000 new alerts -> all events confirmed"),
+    Bench("memory", "bench_memory.py", (), ("--alerts", "20000", "--trace-alerts", "2000"), 360,
+          "resident memory per tracked alert"),
+    Bench("startup", "bench_startup.py", (), ("--runs", "3"), 240,
+          "process start -> ready"),
+]
+
+
+def log(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+# -- running ------------------------------------------------------------------
+
+def run_bench(bench: Bench, quick: bool, profile_dir: Path | None) -> dict[str, Any]:
+    """Run one benchmark script; returns its record (figures from its last JSON line)."""
+    cmd = [sys.executable, str(HERE / bench.script),
+           *(bench.quick_args if quick else bench.args)]
+    if profile_dir is not None:
+        spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+        profile_dir.mkdir(parents=True, exist_ok=True)
+        out = profile_dir / f"{bench.name}.collapsed.txt"
+        cmd = [spy, "record", "--subprocesses", "--rate", "100", "--format", "raw",
+               "--output", str(out), "--", *cmd]
+        log(f"profiling into {out}")
+    log(f"{bench.name}: {' '.join(cmd)}")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    began = time.monotonic()
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=None, text=True,
+                            env=env, start_new_session=True)
+    status = "ok"
+    try:
+        stdout, _ = proc.communicate(timeout=bench.timeout)
+    except subprocess.TimeoutExpired:
+        status = f"timed out after {bench.timeout:.0f}s"
+        # Its own process group: the benchmark and the services it started.
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            stdout, _ = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            stdout, _ = proc.communicate()
+    seconds = time.monotonic() - began
+    figures = None
+    for line in reversed((stdout or "").splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                figures = json.loads(line)
+                break
+            except json.JSONDecodeError:
+                continue
+    if figures is None and status == "ok":
+        status = f"no JSON line (exit {proc.returncode})"
+    log(f"{bench.name}: {status} in {seconds:.0f}s")
+    if profile_dir is not None and out.exists():
+        summarise_profile(out)
+    return {"status": status, "exit": proc.returncode, "seconds": round(seconds, 1),
+            "ran_at": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+            "quick": quick, "figures": figures}
+
+
+def summarise_profile(path: Path, top: int = 25) -> None:
+    """Print the hottest functions of a py-spy ``raw`` (collapsed stacks) profile: by own
+    samples, and by inclusive samples for alarm-relay's own code."""
+    own: dict[str, int] = {}
+    inclusive: dict[str, int] = {}
+    total = 0
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        n = int(count)
+        total += n
+        frames = stack.split(";")
+        own[frames[-1]] = own.get(frames[-1], 0) + n
+        for frame in set(frames):
+            if "/daemon/" in frame:
+                inclusive[frame] = inclusive.get(frame, 0) + n
+    if not total:
+        return
+    print(f"\n== {path}: {total} samples; hottest by own time", file=sys.stderr)
+    for frame, n in sorted(own.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * n / total:6.1f}%  {frame}", file=sys.stderr)
+    print("== alarm-relay functions by inclusive time", file=sys.stderr)
+    for frame, n in sorted(inclusive.items(), key=lambda kv: -kv[1])[:top]:
+        print(f"{100 * n / total:6.1f}%  {frame}", file=sys.stderr)
+
+
+# -- machine and versions --------------------------------------------------------
+
+def _cmd(*args: str) -> str:
+    try:
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=20, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    return (proc.stdout or proc.stderr).strip()
+
+
+def _first_version(text: str) -> str:
+    found = re.search(r"version (\S+)", text)
+    return found.group(1) if found else (text.splitlines()[0] if text else "unknown")
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = 0
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemTotal:"):
+            mem_kb = int(line.split()[1])
+    load = os.getloadavg()
+    return {"cpu": cpu, "cores": str(os.cpu_count()), "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
+            "kernel": platform.release(), "load_at_start": " ".join(f"{x:.2f}" for x in load)}
+
+
+def versions() -> dict[str, str]:
+    def dist(name: str) -> str:
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    commit = _cmd("git", "-C", str(ROOT), "rev-parse", "--short", "HEAD")
+    dirty = _cmd("git", "-C", str(ROOT), "status", "--porcelain", "--untracked-files=no")
+    return {
+        "Python": platform.python_version(),
+        "alarm-relay": commit + (" (with uncommitted changes)" if dirty else ""),
+        "Alertmanager": _first_version(_cmd("/usr/bin/prometheus-alertmanager", "--version")),
+        "Prometheus": _first_version(_cmd("/usr/bin/prometheus", "--version")),
+        "RabbitMQ": _cmd("dpkg-query", "-W", "-f", "${Version}", "rabbitmq-server"),
+        "Erlang": _cmd("dpkg-query", "-W", "-f", "${Version}", "erlang-base"),
+        "SQLite": __import__("sqlite3").sqlite_version,
+        "oslo.messaging": dist("oslo.messaging"),
+        "kombu": dist("kombu"),
+        "aiohttp": dist("aiohttp"),
+    }
+
+
+# -- the table -------------------------------------------------------------------
+
+Row = tuple[str, str, str, str, str, str, str]  # bench, figure, value, baseline, ratio, target, met
+
+
+def _met(ok: bool | None) -> str:
+    return "n/a" if ok is None else ("met" if ok else "**missed**")
+
+
+def _n(x: Any, fmt: str = "{:,.0f}") -> str:
+    return "-" if x is None else fmt.format(x)
+
+
+def rows_transform(f: dict, _all: dict) -> list[Row]:
+    out = []
+    for case in f.get("cases", []):
+        out.append(("transform", f"pipeline, {case['rules']:,} rules (us/alert)",
+                    _n(case["pipeline_us_per_alert"], "{:.2f}"),
+                    f"json.loads {_n(case['json_loads_us_per_alert'], '{:.2f}')}",
+                    _n(case["ratio"], "{:.2f}x"), "<= 1.0x", _met(case["ratio"] <= 1.0)))
+    return out
+
+
+def rows_poll(f: dict, _all: dict) -> list[Row]:
+    out = []
+    for r in f.get("results", []):
+        out.append(("poll", f"poll cycle, {r['alerts']:,} alerts (s)", _n(r["cycle_s"], "{:.3f}"),
+                    f"fetch + json.loads {_n(r['baseline_s'], '{:.3f}')}",
+                    _n(r["ratio"], "{:.2f}x"), "<= 1.3x", _met(r["ratio"] <= 1.3)))
+        if "cold_cycle_s" in r:
+            out.append(("poll", f"changed cycle, {r['alerts']:,} alerts (s)",
+                        _n(r["cold_cycle_s"], "{:.3f}"), "same",
+                        _n(r.get("cold_ratio"), "{:.2f}x"), "(informative)", "n/a"))
+    return out
+
+
+def rows_publish(f: dict, _all: dict) -> list[Row]:
+    eps, raw = f.get("outbox_eps"), f.get("raw_eps")
+    ratio = f.get("ratio")
+    ok = None if eps is None or ratio is None else (ratio >= 0.8 and eps >= 2000)
+    return [("publish", f"outbox -> broker, {f.get('threads', '?')} threads (events/s)", _n(eps),
+             f"raw confirmed publishes {_n(raw)}", _n(ratio, "{:.2f}x"),
+             ">= 0.8x and >= 2,000/s", _met(ok))]
+
+
+def rows_e2e(f: dict, _all: dict) -> list[Row]:
+    out = []
+    floor = f.get("bus_floor", {}).get("receive", {})
+    wh = f.get("webhook", {}).get("latency", {})
+    if wh.get("n"):
+        for q in ("p50", "p99"):
+            ratio = wh[f"{q}_ms"] / floor[f"{q}_ms"] if floor.get(f"{q}_ms") else None
+            out.append(("e2e", f"webhook -> event received, {q} (ms, n={wh['n']})",
+                        _n(wh[f"{q}_ms"], "{:.1f}"),
+                        f"bus floor {q} {_n(floor.get(f'{q}_ms'), '{:.1f}')}",
+                        _n(ratio, "{:.1f}x"), "p99 <= 50 ms" if q == "p99" else "-",
+                        _met(wh["p99_ms"] <= 50) if q == "p99" else "n/a"))
+    poll = f.get("poll", {})
+    pl = poll.get("latency", {})
+    if pl.get("n"):
+        interval_ms = poll["poll_interval_s"] * 1000
+        for q in ("p50", "p99"):
+            out.append(("e2e", f"Alertmanager -> event received, {q} (ms, n={pl['n']})",
+                        _n(pl[f"{q}_ms"], "{:.0f}"), f"poll interval {interval_ms:.0f}",
+                        _n(pl[f"{q}_ms"] / interval_ms, "{:.2f}x"),
+                        f"p99 <= {interval_ms + 100:.0f} ms" if q == "p99" else "-",
+                        _met(f.get("poll_target_met")) if q == "p99" else "n/a"))
+    return out
+
+
+def rows_storm(f: dict, results: dict) -> list[Row]:
+    n = f.get("alerts", 0)
+    raw = ((results.get("publish") or {}).get("figures") or {}).get("raw_eps")
+    floor = n / raw if raw else None
+    confirmed = f.get("confirmed_s")
+    out = [("storm", f"{n:,} new alerts -> all confirmed (s)", _n(confirmed, "{:.1f}"),
+            f"{n:,} / raw publish rate {_n(floor, '{:.1f}')}",
+            _n(confirmed / floor if confirmed and floor else None, "{:.2f}x"), "<= 20 s",
+            _met(f.get("target_met")))]
+    out.append(("storm", "  of which: Alertmanager took every POST (s)",
+                _n(f.get("posted_s"), "{:.1f}"), "-", "-", "-", "n/a"))
+    out.append(("storm", "  every transition stored (s)", _n(f.get("stored_s"), "{:.1f}"),
+                f"GET + json.loads of {n:,} {_n(f.get('am_fetch_s'), '{:.2f}')}", "-", "-",
+                "n/a"))
+    out.append(("storm", "  publishing rate during the storm (events/s)",
+                _n(f.get("publish_eps")), f"raw {_n(raw)}",
+                _n(f["publish_eps"] / raw if raw and f.get("publish_eps") else None,
+                   "{:.2f}x"), "-", "n/a"))
+    return out
+
+
+def rows_memory(f: dict, _all: dict) -> list[Row]:
+    return [("memory", f"RSS per tracked alert at {f.get('alerts', 0):,} (bytes)",
+             _n(f.get("rss_per_alert_bytes")),
+             f"its JSON {_n(f.get('json_bytes_per_alert'))}",
+             _n(f.get("ratio_to_json"), "{:.1f}x"), "<= 2,048 B", _met(f.get("target_met"))),
+            ("memory", "  traced: tracker state only / with parse cache (bytes)",
+             f"{_n(f.get('traced_tracker_only_per_alert_bytes'))} / "
+             f"{_n(f.get('traced_per_alert_bytes'))}", "-", "-", "-", "n/a")]
+
+
+def rows_startup(f: dict, _all: dict) -> list[Row]:
+    return [("startup", f"start -> /readyz 200, median of {f.get('runs')} (s)",
+             _n(f.get("readyz_median_s"), "{:.2f}"),
+             f"`import daemon.service` {_n(f.get('import_floor_median_s'), '{:.2f}')}",
+             _n(f.get("ratio"), "{:.2f}x"), "<= 2 s", _met(f.get("target_met")))]
+
+
+ROWS: dict[str, Callable[[dict, dict], list[Row]]] = {
+    "transform": rows_transform, "poll": rows_poll, "publish": rows_publish, "e2e": rows_e2e,
+    "storm": rows_storm, "memory": rows_memory, "startup": rows_startup,
+}
+
+
+def render(results: dict[str, Any], info: dict[str, Any]) -> str:
+    lines = [BEGIN, "",
+             f"Generated by `python -m benchmarks` (`make bench`) on {info['written_at']}"
+             f"{' with `--quick` (smaller sizes)' if info.get('quick') else ''}; "
+             "the text between the markers is rewritten at every run.", "",
+             "### Machine", "",
+             "| CPU | cores | RAM | kernel | load average (1, 5, 15 min) at start / end |",
+             "| --- | --- | --- | --- | --- |"]
+    m = info["machine"]
+    lines.append(f"| {m['cpu']} | {m['cores']} | {m['ram']} | {m['kernel']} | "
+                 f"{m['load_at_start']} / {info.get('load_at_end', '?')} |")
+    lines += ["", "### Versions", "", "| " + " | ".join(info["versions"]) + " |",
+              "|" + " --- |" * len(info["versions"]),
+              "| " + " | ".join(info["versions"].values()) + " |", "",
+              "### Figures", "",
+              "Every baseline is measured in the same run, on the same machine, next to "
+              "the figure.", "",
+              "| benchmark | figure | value | baseline (same run) | ratio | target | |",
+              "| --- | --- | --- | --- | --- | --- | --- |"]
+    notes = []
+    for bench in BENCHES:
+        record = results.get(bench.name)
+        if record is None:
+            lines.append(f"| {bench.name} | {bench.what} | not run | | | | |")
+            continue
+        figures = record.get("figures")
+        if not figures:
+            lines.append(f"| {bench.name} | {bench.what} | {record['status']} | | | | |")
+            continue
+        rows = ROWS[bench.name](figures, results)
+        for row in rows:
+            lines.append("| " + " | ".join(row) + " |")
+        extra = []
+        if record["status"] != "ok":
+            extra.append(record["status"])
+        if record.get("ran_at") != info["written_at_short"]:
+            extra.append(f"figures from an earlier run ({record.get('ran_at')})")
+        if record.get("quick") and not info.get("quick"):
+            extra.append("quick sizes")
+        if extra:
+            notes.append(f"- {bench.name}: " + "; ".join(extra))
+    if notes:
+        lines += ["", "Notes:", *notes]
+    lines += ["", "Wall time per benchmark: " + ", ".join(
+        f"{name} {rec['seconds']:.0f} s" for name, rec in results.items() if "seconds" in rec)
+        + ".", "",
+        "<details><summary>Raw figures (JSON, as each benchmark printed them)</summary>", "",
+        "<!-- RESULTS", json.dumps(results, indent=1, sort_keys=True), "-->", "",
+        "```json", json.dumps({k: v.get("figures") for k, v in results.items()}, indent=1),
+        "```", "", "</details>", "", END]
+    return "\n".join(lines)
+
+
+def previous_results(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    found = RAW_RE.search(path.read_text())
+    if not found:
+        return {}
+    try:
+        return json.loads(found.group(1))
+    except json.JSONDecodeError:
+        return {}
+
+
+def write_doc(path: Path, generated: str) -> None:
+    analysis = ANALYSIS.read_text() if ANALYSIS.exists() else ""
+    head = ("# Performance\n\n"
+            "How fast alarm-relay is, measured by one suite (`make bench`, `tox -e bench` or "
+            "`python -m benchmarks`; `--quick` for a smaller run, `--only NAME ...` for some)"
+            " against real services on loopback: Alertmanager, RabbitMQ and the daemon as a "
+            "process. Each benchmark is also a script in benchmarks/ that runs on its own "
+            "and prints its figures as one JSON line.\n\n")
+    path.write_text(head + generated + "\n\n" + analysis.strip() + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    names = [b.name for b in BENCHES]
+    parser = argparse.ArgumentParser(prog="python -m benchmarks",
+                                     description=__doc__.split("\n\n")[0])
+    parser.add_argument("--only", nargs="+", choices=names, metavar="NAME",
+                        help=f"run only these ({', '.join(names)})")
+    parser.add_argument("--skip", nargs="+", choices=names, metavar="NAME", default=[])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, a few minutes")
+    parser.add_argument("--output", type=Path, default=DOC, help="document to write")
+    parser.add_argument("--profile", nargs="+", choices=names, metavar="NAME", default=[],
+                        help="run these under py-spy record --subprocesses")
+    parser.add_argument("--profile-dir", type=Path, default=ROOT / ".bench-profiles")
+    args = parser.parse_args(argv)
+
+    selected = [b for b in BENCHES if (not args.only or b.name in args.only)
+                and b.name not in args.skip]
+    results = previous_results(args.output)
+    info: dict[str, Any] = {"machine": machine(), "versions": versions(), "quick": args.quick}
+    log(f"machine: {info['machine']}")
+    began = time.monotonic()
+    for bench in selected:
+        results[bench.name] = run_bench(
+            bench, args.quick, args.profile_dir if bench.name in args.profile else None)
+    now = dt.datetime.now(dt.UTC)
+    info["written_at"] = now.strftime("%Y-%m-%d %H:%M UTC")
+    info["written_at_short"] = info["written_at"]
+    # rows of this run carry its time; earlier rows keep theirs
+    for bench in selected:
+        results[bench.name]["ran_at"] = info["written_at"]
+    info["load_at_end"] = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    ordered = {b.name: results[b.name] for b in BENCHES if b.name in results}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    write_doc(args.output, render(ordered, info))
+    log(f"wrote {args.output} after {time.monotonic() - began:.0f}s")
+    failed = [b.name for b in selected if results[b.name]["status"] != "ok"]
+    if failed:
+        log(f"did not finish: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
