@@ -120,7 +120,7 @@ class AetosBackend(base.MetricsBackend):
         if PRIVILEGED_ROLES & set(roles):
             return None
         return (f"Aetos filters answers to project {project} for a token with roles "
-                f"{', '.join(roles) or 'none'}: {keystone.FORBIDDEN_HINT}")
+                f"{', '.join(sorted(roles)) or 'none'} -- {keystone.FORBIDDEN_HINT}")
 
     async def _base_url(self) -> str:
         if self.endpoint_override:
