@@ -178,6 +178,14 @@ def validate(conf: cfg.ConfigOpts) -> None:
         raise exception.ConfigError(
             group="oslo_messaging_notifications", option="driver",
             problem="empty: oslo.messaging would drop every event (use messagingv2)")
+    if (conf.datasources.metrics
+            and conf.datasources.resolve_timeout >= conf.mapping.resolve_timeout):
+        # The transformer's deadline is a safety net around the resolver's own:
+        # if it fires first, the resolver's partial results and reasons are lost.
+        raise exception.ConfigError(
+            group="datasources", option="resolve_timeout",
+            problem=f"{conf.datasources.resolve_timeout}s must be less than [mapping] "
+                    f"resolve_timeout ({conf.mapping.resolve_timeout}s)")
     webhook = conf.webhook
     if (webhook.enabled and webhook.host not in _LOOPBACK_HOSTS
             and not (webhook.username and webhook.password) and not webhook.bearer_token_file):

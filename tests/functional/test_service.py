@@ -91,6 +91,9 @@ def _start_with(tmp_path, sections):
      "[alertmanager] urls: 'am.example.org:9093' is not an http(s) URL with a host"),
     ({"DEFAULT": {"transport_url": "nonsense://"}},
      "[DEFAULT] transport_url"),
+    ({"datasources": {"metrics": "prometheus", "resolve_timeout": 9},
+      "mapping": {"resolve_timeout": 5}},
+     "[datasources] resolve_timeout: 9.0s must be less than [mapping] resolve_timeout"),
     ({"webhook": {"host": "0.0.0.0"}},
      "[webhook] host: listening on 0.0.0.0 needs username/password"),
 ])
