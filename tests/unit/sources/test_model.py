@@ -131,7 +131,16 @@ def test_cache_gives_same_results_and_catches_changes(api_firing):
     first = [parse_alert(o, where="x", cache=cache) for o in api_firing]
     second = [parse_alert(o, where="x", cache=cache) for o in api_firing]
     assert first == second
-    assert second[0].labels is first[0].labels  # shared, not re-validated
+    assert second[0] is first[0]  # the same object: nothing parsed again
+    cache.rotate()
+    moved = copy.deepcopy(api_firing[0])
+    moved["endsAt"] = "2026-11-21T22:09:11.706Z"
+    third = parse_alert(moved, where="x", cache=cache)
+    assert third.labels is first[0].labels and third.annotations is first[0].annotations
+    assert third.ends_at.minute == 9
+    cache.rotate()
+    cache.rotate()
+    assert len(cache) == 0
     changed = copy.deepcopy(api_firing[0])
     changed["labels"]["severity"] = 7  # same AM fingerprint, bad labels: still caught
     with pytest.raises(InvalidAlert, match="labels.severity must be a string"):
@@ -139,6 +148,7 @@ def test_cache_gives_same_results_and_catches_changes(api_firing):
     changed["labels"]["severity"] = "minor"  # same AM fingerprint, other labels: recomputed
     assert parse_alert(changed, where="x", cache=cache).fingerprint == fingerprint(
         changed["labels"])
+    changed = copy.deepcopy(changed)  # parsed objects must not be mutated (cached)
     changed["annotations"] = {"title": 1}
     with pytest.raises(InvalidAlert, match="annotations.title"):
         parse_alert(changed, where="x", cache=cache)
