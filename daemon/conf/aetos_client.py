@@ -5,6 +5,8 @@ Keystone credentials live in [service_credentials] (see service_credentials.py).
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 __all__ = ["AETOS_CLIENT_OPTS", "aetos_client_group", "list_opts", "register_opts"]
 
 aetos_client_group = cfg.OptGroup(
@@ -83,12 +85,7 @@ AETOS_CLIENT_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
-    # overrides in the group object, which would leak between ConfigOpts instances.
-    group = cfg.OptGroup(name=aetos_client_group.name, title=aetos_client_group.title,
-                         help=aetos_client_group.help)
-    conf.register_group(group)
-    conf.register_opts(AETOS_CLIENT_OPTS, group=group.name)
+    register_group_opts(conf, aetos_client_group, AETOS_CLIENT_OPTS)
 
 
 def list_opts() -> list:

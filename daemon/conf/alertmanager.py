@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 alertmanager_group = cfg.OptGroup(
     name="alertmanager",
     title="Alertmanager source",
@@ -83,8 +85,7 @@ ALERTMANAGER_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(alertmanager_group)
-    conf.register_opts(ALERTMANAGER_OPTS, group=alertmanager_group)
+    register_group_opts(conf, alertmanager_group, ALERTMANAGER_OPTS)
 
 
 def list_opts() -> list:

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 __all__ = ["DATASOURCES_OPTS", "datasources_group", "list_opts", "register_opts"]
 
 datasources_group = cfg.OptGroup(
@@ -56,12 +58,7 @@ DATASOURCES_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
-    # overrides in the group object, which would leak between ConfigOpts instances.
-    group = cfg.OptGroup(name=datasources_group.name, title=datasources_group.title,
-                         help=datasources_group.help)
-    conf.register_group(group)
-    conf.register_opts(DATASOURCES_OPTS, group=group.name)
+    register_group_opts(conf, datasources_group, DATASOURCES_OPTS)
 
 
 def list_opts() -> list:

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 lifecycle_group = cfg.OptGroup(
     name="lifecycle",
     title="Alarm lifecycle",
@@ -63,8 +65,7 @@ LIFECYCLE_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(lifecycle_group)
-    conf.register_opts(LIFECYCLE_OPTS, group=lifecycle_group)
+    register_group_opts(conf, lifecycle_group, LIFECYCLE_OPTS)
 
 
 def list_opts() -> list:

@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 mapping_group = cfg.OptGroup(
     name="mapping",
     title="Alert to resource mapping",
@@ -49,8 +51,7 @@ MAPPING_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(mapping_group)
-    conf.register_opts(MAPPING_OPTS, group=mapping_group)
+    register_group_opts(conf, mapping_group, MAPPING_OPTS)
 
 
 def list_opts() -> list:

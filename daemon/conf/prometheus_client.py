@@ -2,6 +2,8 @@
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 __all__ = ["PROMETHEUS_CLIENT_OPTS", "list_opts", "prometheus_client_group",
            "register_opts"]
 
@@ -69,12 +71,7 @@ PROMETHEUS_CLIENT_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    # A fresh OptGroup per ConfigOpts: oslo.config keeps registered options and
-    # overrides in the group object, which would leak between ConfigOpts instances.
-    group = cfg.OptGroup(name=prometheus_client_group.name, title=prometheus_client_group.title,
-                         help=prometheus_client_group.help)
-    conf.register_group(group)
-    conf.register_opts(PROMETHEUS_CLIENT_OPTS, group=group.name)
+    register_group_opts(conf, prometheus_client_group, PROMETHEUS_CLIENT_OPTS)
 
 
 def list_opts() -> list:

@@ -6,6 +6,8 @@ The bus itself is configured by oslo.messaging: [DEFAULT] transport_url and
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 publisher_group = cfg.OptGroup(
     name="publisher",
     title="Event publisher",
@@ -43,8 +45,7 @@ PUBLISHER_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(publisher_group)
-    conf.register_opts(PUBLISHER_OPTS, group=publisher_group)
+    register_group_opts(conf, publisher_group, PUBLISHER_OPTS)
 
 
 def list_opts() -> list:

@@ -8,6 +8,8 @@ back empty.
 from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 __all__ = ["DEFAULT_TIMEOUT", "list_opts", "register_opts", "service_credentials_group"]
 
 #: Seconds allowed for one Keystone request unless ``timeout`` is set: a thread
@@ -22,12 +24,9 @@ service_credentials_group = cfg.OptGroup(
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    # A fresh OptGroup per ConfigOpts: keystoneauth1 registers its plugin's options
-    # (auth_url required) on first load, and oslo.config keeps them in the group
-    # object, so a shared one would leak them into every later ConfigOpts.
-    conf.register_group(cfg.OptGroup(
-        name=service_credentials_group.name, title=service_credentials_group.title,
-        help=service_credentials_group.help))
+    # keystoneauth1 registers its plugin's options (auth_url required) on first
+    # load; a fresh group keeps them out of every later ConfigOpts.
+    register_group_opts(conf, service_credentials_group)
     ks_loading.register_session_conf_options(conf, service_credentials_group.name)
     ks_loading.register_auth_conf_options(conf, service_credentials_group.name)
     conf.set_default("timeout", DEFAULT_TIMEOUT, group=service_credentials_group.name)

@@ -5,6 +5,8 @@ It serves Alertmanager's webhook at /v1/alerts, /healthz, /readyz and /metrics.
 
 from oslo_config import cfg
 
+from daemon.conf._group import register_group_opts
+
 webhook_group = cfg.OptGroup(
     name="webhook",
     title="HTTP listener",
@@ -46,8 +48,7 @@ WEBHOOK_OPTS = [
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
-    conf.register_group(webhook_group)
-    conf.register_opts(WEBHOOK_OPTS, group=webhook_group)
+    register_group_opts(conf, webhook_group, WEBHOOK_OPTS)
 
 
 def list_opts() -> list:
