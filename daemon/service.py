@@ -276,12 +276,7 @@ class Relay:
                         "outbox and are sent at the next start", left)
 
     def _new_tracker(self) -> LifecycleTracker:
-        conf = self.conf
-        return LifecycleTracker(
-            cluster=conf.alertmanager.cluster_name,
-            grace_period=conf.lifecycle.resolve_grace_period,
-            suppressed_policy=conf.lifecycle.suppressed_policy,
-            started_at=self._started_at)
+        return LifecycleTracker.from_conf(self.conf, started_at=self._started_at)
 
     async def _start_listener(self) -> web.AppRunner:
         conf = self.conf
@@ -340,7 +335,10 @@ class Relay:
                 raise exception.OutboxFull(depth=await self._db(self._outbox.depth),
                                            limit=self.conf.publisher.max_outbox_events)
             transitions = observe(utcnow())
-            if not transitions:
+            # State can change without a transition (which replicas list an
+            # alarm, refreshed endsAt); it is stored too, so a restart during
+            # an Alertmanager outage does not resume from stale state.
+            if not transitions and not self._tracker.pending_changes:
                 return
             try:
                 await self._store(transitions)
