@@ -52,7 +52,7 @@ class Bench:
 BENCHES = [
     Bench("transform", "bench_transform.py", (), ("--count", "10000", "--repeat", "2"), 300,
           "match + event build vs json.loads, 10/100/1,000 rules"),
-    Bench("poll", "bench_poll.py", (), ("--sizes", "10000", "--rounds", "3"), 480,
+    Bench("poll", "bench_poll.py", (), ("--sizes", "10000", "--rounds", "3"), 720,
           "poll cycle (fetch, parse, diff) vs fetch + json.loads"),
     Bench("publish", "bench_publish.py", (), ("--events", "5000", "--rounds", "1"), 300,
           "outbox -> RabbitMQ vs raw confirmed publishes"),
@@ -136,7 +136,7 @@ def summarise_profile(path: Path, top: int = 25) -> None:
         frames = stack.split(";")
         own[frames[-1]] = own.get(frames[-1], 0) + n
         for frame in set(frames):
-            if "/daemon/" in frame:
+            if "(daemon/" in frame or "/daemon/" in frame:
                 inclusive[frame] = inclusive.get(frame, 0) + n
     if not total:
         return
@@ -280,8 +280,13 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
             f"{n:,} / raw publish rate {_n(floor, '{:.1f}')}",
             _n(confirmed / floor if confirmed and floor else None, "{:.2f}x"), "<= 20 s",
             _met(f.get("target_met")))]
-    out.append(("storm", "  of which: Alertmanager took every POST (s)",
+    preload = f.get("mode", "live") == "preload"
+    out.append(("storm", "  Alertmanager took every POST (s)" + (
+        ", before the daemon started (not in the figure)" if preload else ""),
                 _n(f.get("posted_s"), "{:.1f}"), "-", "-", "-", "n/a"))
+    if preload:
+        out.append(("storm", "  daemon spawned -> /readyz 200 (s)", _n(f.get("ready_s"), "{:.1f}"),
+                    "-", "-", "-", "n/a"))
     out.append(("storm", "  every transition stored (s)", _n(f.get("stored_s"), "{:.1f}"),
                 f"GET + json.loads of {n:,} {_n(f.get('am_fetch_s'), '{:.2f}')}", "-", "-",
                 "n/a"))
