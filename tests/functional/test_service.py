@@ -154,3 +154,16 @@ def test_systemd_ready_means_serving(tmp_path, mapping_file, alertmanager, rabbi
         sock.close()
         if process.proc is not None and process.proc.poll() is None:
             process.kill()
+
+
+def test_valid_mapping_change_takes_effect_on_sighup(relay, mapping_file):
+    """Vitrage needed a restart for mapping changes; a reload is enough here."""
+    relay.start()
+    relay.wait_for_log("with 4 rules")
+    mapping_file.write_text(mapping_file.read_text() + (
+        "- alert:\n    key:\n      alertname: DiskFull\n    resource:\n      id: instance\n"))
+    relay.signal(signal.SIGHUP)
+    relay.wait_for_log("alarm-relay ready", count=2)
+    relay.wait_for_log("with 5 rules")
+    assert "Mapping reload rejected" not in relay.log()
+    assert relay.stop() == 0
