@@ -368,6 +368,7 @@ def render(results: dict[str, Any], info: dict[str, Any]) -> str:
         + ".", "",
         "<details><summary>Raw figures (JSON, as each benchmark printed them)</summary>", "",
         "<!-- RESULTS", json.dumps(results, indent=1, sort_keys=True), "-->", "",
+        "<!-- INFO", json.dumps(info, indent=1, sort_keys=True), "-->", "",
         "```json", json.dumps({k: v.get("figures") for k, v in results.items()}, indent=1),
         "```", "", "</details>", "", END]
     return "\n".join(lines)
@@ -396,6 +397,24 @@ def write_doc(path: Path, generated: str) -> None:
     path.write_text(head + generated + "\n\n" + analysis.strip() + "\n")
 
 
+def render_only(path: Path) -> int:
+    results = previous_results(path)
+    if not results:
+        log(f"{path} holds no figures; run the suite first")
+        return 1
+    text = path.read_text()
+    info_re = re.compile(r"<!-- INFO\n(.*?)\n-->", re.S)
+    found = info_re.search(text)
+    if not found:
+        log(f"{path} has no run information; run the suite first")
+        return 1
+    info = json.loads(found.group(1))
+    ordered = {b.name: results[b.name] for b in BENCHES if b.name in results}
+    write_doc(path, render(ordered, info))
+    log(f"rewrote {path} from the figures of {info['written_at']}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     names = [b.name for b in BENCHES]
     parser = argparse.ArgumentParser(prog="python -m benchmarks",
@@ -408,7 +427,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profile", nargs="+", choices=names, metavar="NAME", default=[],
                         help="run these under py-spy record --subprocesses")
     parser.add_argument("--profile-dir", type=Path, default=ROOT / ".bench-profiles")
+    parser.add_argument("--render-only", action="store_true",
+                        help="run nothing: rewrite the document from the figures it holds "
+                             "(after editing benchmarks/analysis.md)")
     args = parser.parse_args(argv)
+    if args.render_only:
+        return render_only(args.output)
 
     selected = [b for b in BENCHES if (not args.only or b.name in args.only)
                 and b.name not in args.skip]
