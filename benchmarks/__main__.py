@@ -25,6 +25,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from importlib import metadata
@@ -176,6 +177,10 @@ def machine() -> dict[str, str]:
     load = os.getloadavg()
     return {"cpu": cpu, "cores": str(os.cpu_count()), "ram": f"{mem_kb / 1024 / 1024:.1f} GiB",
             "kernel": platform.release(), "load_at_start": " ".join(f"{x:.2f}" for x in load)}
+
+
+VERSION_ORDER = ["Python", "alarm-relay", "Alertmanager", "Prometheus", "RabbitMQ", "Erlang",
+                 "SQLite", "oslo.messaging", "kombu", "aiohttp"]
 
 
 def versions() -> dict[str, str]:
@@ -331,9 +336,12 @@ def render(results: dict[str, Any], info: dict[str, Any]) -> str:
     m = info["machine"]
     lines.append(f"| {m['cpu']} | {m['cores']} | {m['ram']} | {m['kernel']} | "
                  f"{m['load_at_start']} / {info.get('load_at_end', '?')} |")
-    lines += ["", "### Versions", "", "| " + " | ".join(info["versions"]) + " |",
-              "|" + " --- |" * len(info["versions"]),
-              "| " + " | ".join(info["versions"].values()) + " |", "",
+    order = VERSION_ORDER
+    shown = sorted(info["versions"].items(),
+                   key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order))
+    lines += ["", "### Versions", "", "| " + " | ".join(k for k, _ in shown) + " |",
+              "|" + " --- |" * len(shown),
+              "| " + " | ".join(v for _, v in shown) + " |", "",
               "### Figures", "",
               "Every baseline is measured in the same run, on the same machine, next to "
               "the figure.", "",
@@ -367,8 +375,8 @@ def render(results: dict[str, Any], info: dict[str, Any]) -> str:
         f"{name} {rec['seconds']:.0f} s" for name, rec in results.items() if "seconds" in rec)
         + ".", "",
         "<details><summary>Raw figures (JSON, as each benchmark printed them)</summary>", "",
-        "<!-- RESULTS", json.dumps(results, indent=1, sort_keys=True), "-->", "",
-        "<!-- INFO", json.dumps(info, indent=1, sort_keys=True), "-->", "",
+        "<!-- RESULTS", json.dumps(results, indent=1), "-->", "",
+        "<!-- INFO", json.dumps(info, indent=1), "-->", "",
         "```json", json.dumps({k: v.get("figures") for k, v in results.items()}, indent=1),
         "```", "", "</details>", "", END]
     return "\n".join(lines)
@@ -426,7 +434,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--output", type=Path, default=DOC, help="document to write")
     parser.add_argument("--profile", nargs="+", choices=names, metavar="NAME", default=[],
                         help="run these under py-spy record --subprocesses")
-    parser.add_argument("--profile-dir", type=Path, default=ROOT / ".bench-profiles")
+    parser.add_argument("--profile-dir", type=Path,
+                        default=Path(tempfile.gettempdir()) / "alarm-relay-bench-profiles")
     parser.add_argument("--render-only", action="store_true",
                         help="run nothing: rewrite the document from the figures it holds "
                              "(after editing benchmarks/analysis.md)")
