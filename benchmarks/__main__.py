@@ -375,8 +375,8 @@ def render(results: dict[str, Any], info: dict[str, Any]) -> str:
         f"{name} {rec['seconds']:.0f} s" for name, rec in results.items() if "seconds" in rec)
         + ".", "",
         "<details><summary>Raw figures (JSON, as each benchmark printed them)</summary>", "",
-        "<!-- RESULTS", json.dumps(results, indent=1), "-->", "",
-        "<!-- INFO", json.dumps(info, indent=1), "-->", "",
+        "<!-- RESULTS", json.dumps(results), "-->", "",
+        "<!-- INFO", json.dumps(info), "-->", "",
         "```json", json.dumps({k: v.get("figures") for k, v in results.items()}, indent=1),
         "```", "", "</details>", "", END]
     return "\n".join(lines)
