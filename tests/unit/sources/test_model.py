@@ -71,7 +71,25 @@ def test_replica_labels_are_dropped_from_fingerprint(api_firing):
     alert = parse_alert(obj, where=WHERE, replica_labels=("replica",))
     assert alert.fingerprint == api_firing[0]["fingerprint"]
     assert alert.labels["replica"] == "b"
+    # Alertmanager would give this label set its own fingerprint; without one
+    # given, the local hash over every label (replica included) differs.
+    del obj["fingerprint"]
     assert parse_alert(obj, where=WHERE).fingerprint != api_firing[0]["fingerprint"]
+
+
+def test_alertmanagers_fingerprint_is_reused_only_when_it_can_be_trusted(api_firing):
+    obj = copy.deepcopy(api_firing[0])
+    local = fingerprint(obj["labels"])
+    assert parse_alert(obj, where=WHERE).fingerprint == obj["fingerprint"] == local
+    # A malformed one is never taken: the label set is hashed locally.
+    obj["fingerprint"] = "not-a-fingerprint"
+    assert parse_alert(obj, where=WHERE).fingerprint == local
+    # With a replica label to drop, Alertmanager's (over all labels) is not ours.
+    obj = copy.deepcopy(api_firing[0])
+    obj["labels"]["replica"] = "a"
+    obj["fingerprint"] = fingerprint(obj["labels"])
+    dropped = parse_alert(obj, where=WHERE, replica_labels=("replica",))
+    assert dropped.fingerprint == api_firing[0]["fingerprint"]
 
 
 @pytest.mark.parametrize("mutate, message", [
@@ -145,9 +163,11 @@ def test_cache_gives_same_results_and_catches_changes(api_firing):
     changed["labels"]["severity"] = 7  # same AM fingerprint, bad labels: still caught
     with pytest.raises(InvalidAlert, match="labels.severity must be a string"):
         parse_alert(changed, where="x", cache=cache)
-    changed["labels"]["severity"] = "minor"  # same AM fingerprint, other labels: recomputed
-    assert parse_alert(changed, where="x", cache=cache).fingerprint == fingerprint(
-        changed["labels"])
+    changed["labels"]["severity"] = "minor"  # other labels: re-read, not taken from the cache
+    changed["fingerprint"] = fingerprint(changed["labels"])  # as Alertmanager gives it
+    reparsed = parse_alert(changed, where="x", cache=cache)
+    assert reparsed.labels["severity"] == "minor"
+    assert reparsed.fingerprint == fingerprint(changed["labels"])
     changed = copy.deepcopy(changed)  # parsed objects must not be mutated (cached)
     changed["annotations"] = {"title": 1}
     with pytest.raises(InvalidAlert, match="annotations.title"):
