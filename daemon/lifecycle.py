@@ -256,7 +256,8 @@ class LifecycleTracker:
         return [Transition("firing", a.alarm_id, a.sequence, a.alert, a.last_seen,
                            self.cluster, a.source_url) for a in self._alarms.values()]
 
-    def _key(self, fingerprint: str) -> str:
+    def state_key(self, fingerprint: str) -> str:
+        """The key of an alert's record in :meth:`export_changes`."""
         return f"{self.cluster}/{fingerprint}"
 
     # -- transitions -----------------------------------------------------
@@ -586,7 +587,7 @@ class LifecycleTracker:
         """
         changes: list[tuple[str, dict[str, Any] | None]] = []
         for fp in self._dirty:
-            changes.append((self._key(fp), self._record(fp)))
+            changes.append((self.state_key(fp), self._record(fp)))
         self._dirty.clear()
         return changes
 
@@ -596,7 +597,7 @@ class LifecycleTracker:
         if alarm is None and closed is None:
             return None
         record: dict[str, Any] = {
-            "key": self._key(fp), "version": _RECORD_VERSION, "cluster": self.cluster,
+            "key": self.state_key(fp), "version": _RECORD_VERSION, "cluster": self.cluster,
             "fingerprint": fp, "alarm": None, "closed": None}
         if alarm is not None:
             alarm.stored_ends_at = alarm.alert.ends_at

@@ -39,6 +39,7 @@ from daemon import exception, listener, telemetry
 from daemon.lifecycle import LifecycleTracker, Transition
 from daemon.metrics.resolvers import build_resolver
 from daemon.pipeline import mapping as mapping_loader
+from daemon.pipeline.event import AlarmEvent
 from daemon.pipeline.transformer import Transformer
 from daemon.publish.dispatcher import Dispatcher
 from daemon.publish.notifier import Notifier
@@ -47,7 +48,7 @@ from daemon.sources.alertmanager import AlertmanagerPoller, PollResult
 from daemon.sources.model import Alert
 from daemon.sources.webhook import WebhookReceiver
 
-__all__ = ["Relay", "RelayService", "STATE_FILE", "LAST_GOOD_MAPPING"]
+__all__ = ["LAST_GOOD_MAPPING", "STATE_FILE", "Relay", "RelayService", "plan_store_chunks"]
 
 LOG = log.getLogger(__name__)
 
@@ -55,6 +56,8 @@ STATE_FILE = "alarm-relay.sqlite"
 LAST_GOOD_MAPPING = "mapping.last-good.yaml"
 # Above this many transitions in one batch, log a summary instead of one line each.
 _LOG_EACH_TRANSITION_UP_TO = 20
+# Transitions per outbox transaction: a storm is stored and published in overlap.
+_STORE_CHUNK = 2000
 
 T = TypeVar("T")
 
@@ -74,6 +77,37 @@ def sd_notify(socket_path: str | None, state: str) -> None:
             sock.sendall(state.encode())
     except OSError as err:
         LOG.warning("Could not notify systemd (%s): %s", state.split("=")[0], err)
+
+
+def plan_store_chunks(
+        transitions: Sequence[Transition],
+        changes: Sequence[tuple[str, dict | None]],
+        state_key: Callable[[str], str],
+        size: int,
+) -> list[tuple[Sequence[Transition], list[tuple[str, dict | None]]]]:
+    """Split one observation's transitions and state records into transactions.
+
+    A state record goes with the chunk holding the last transition of its
+    alarm, and records without a transition go with the last chunk: if a
+    later chunk fails, the stored state never runs ahead of the stored events.
+
+    :returns: ``(transitions, state records)`` per transaction; at least one
+    """
+    pending = dict(changes)
+    chunk_of_key: dict[str, int] = {}
+    for index, transition in enumerate(transitions):
+        chunk_of_key[state_key(transition.alert.fingerprint)] = index // size
+    count = max(1, -(-len(transitions) // size))
+    plan = []
+    for chunk in range(count):
+        batch = transitions[chunk * size:(chunk + 1) * size]
+        if chunk == count - 1:
+            states = list(pending.items())
+        else:
+            states = [(key, pending.pop(key)) for key, last in chunk_of_key.items()
+                      if last == chunk and key in pending]
+        plan.append((batch, states))
+    return plan
 
 
 def load_mapping_or_last_good(conf: cfg.ConfigOpts) -> mapping_loader.CompiledMapping:
@@ -348,12 +382,30 @@ class Relay:
         self._dispatcher.wake()
 
     async def _store(self, transitions: list[Transition]) -> None:
-        events = await asyncio.gather(
-            *(self._transformer.transform(transition) for transition in transitions))
-        stored = [event for event in events if event is not None]
-        await self._db(self._outbox.put, stored, self._tracker.export_changes())
+        """Transform and store transitions, in chunks so publishing starts early.
+
+        Each chunk's events are committed with the state of the alarms whose
+        last transition is in that chunk: if a later chunk fails, the stored
+        state never runs ahead of the stored events.
+        """
+        plan = plan_store_chunks(transitions, self._tracker.export_changes(),
+                                 self._tracker.state_key, _STORE_CHUNK)
+        for batch, states in plan:
+            events = await self._transform(batch)
+            await self._db(self._outbox.put, events, states)
+            self._dispatcher.wake()
         telemetry.ALERTS_TRACKED.set(self._tracker.tracked)
         self._log_transitions(transitions)
+
+    async def _transform(self, transitions: Sequence[Transition]) -> list[AlarmEvent]:
+        if self._transformer.has_resolvers:
+            # Resolvers wait on the network: resolve the batch concurrently.
+            events = await asyncio.gather(
+                *(self._transformer.transform(t) for t in transitions))
+        else:
+            # Nothing to wait for: no task per transition.
+            events = [await self._transformer.transform(t) for t in transitions]
+        return [event for event in events if event is not None]
 
     async def _rebuild_tracker(self) -> None:
         tracker = self._new_tracker()

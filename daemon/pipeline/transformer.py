@@ -137,6 +137,11 @@ class Transformer:
                    host=conf.host, resolve_timeout=group.resolve_timeout)
 
     @property
+    def has_resolvers(self) -> bool:
+        """Whether transform() may wait on resolvers (the network)."""
+        return bool(self._resolvers)
+
+    @property
     def mapping(self) -> CompiledMapping:
         """The mapping in use."""
         return self._mapping
