@@ -38,11 +38,8 @@ sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service backend first
 from daemon.publish import Dispatcher, Notifier, Outbox  # noqa: E402
-from tests.functional.publish.helpers import (  # noqa: E402
-    alarm_event,
-    delete_entities,
-    relay_config,
-)
+from tests.functional.publish.helpers import alarm_event, relay_config  # noqa: E402
+from tests.harness.bus import delete_entities  # noqa: E402
 
 
 def make_events(count: int, alarms: int) -> list:

@@ -24,6 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service threading backend first
+from tests.harness import bus  # noqa: E402
 
 #: The seed's mapping, plus a catch-all for the benchmark's own alert names.
 MAPPING = """\
@@ -246,57 +247,23 @@ class TimedCollector:
             return self.lock.wait_for(lambda: len(self.arrived) >= count, timeout)
 
 
-class TimedConsumer:
-    """A notification listener built only with oslo.messaging's public API (as
-    tests/functional/publish/helpers.Consumer, with a timestamping endpoint)."""
+class TimedConsumer(bus.Consumer):
+    """The harness's oslo.messaging consumer with a timestamping endpoint."""
 
     def __init__(self, transport_url: str, *, exchange: str, topic: str, conf_dir: Path,
                  threads: int = 4) -> None:
-        import oslo_messaging
-        from oslo_config import cfg
-
-        path = conf_dir / f"consumer-{uuid.uuid4().hex[:6]}.conf"
-        path.write_text(
-            f"[DEFAULT]\ntransport_url = {transport_url}\ncontrol_exchange = {exchange}\n"
-            f"executor_thread_pool_size = {threads}\n"
-            "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
-            "rabbit_retry_interval = 1\nrabbit_interval_max = 1\n")
-        self.conf = cfg.ConfigOpts()
-        self.conf(["--config-file", str(path)], project="bench-consumer",
-                  default_config_files=[])
-        self.transport = oslo_messaging.get_notification_transport(self.conf)
-        self.collector = TimedCollector()
-        self.listener = oslo_messaging.get_notification_listener(
-            self.transport, [oslo_messaging.Target(topic=topic)], [self.collector],
-            executor="threading")
-
-    def __enter__(self) -> TimedConsumer:
-        self.listener.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.listener.stop()
-        self.listener.wait()
-        self.transport.cleanup()
+        super().__init__(transport_url, exchange=exchange, topic=topic, conf_dir=conf_dir,
+                         endpoint=TimedCollector(), threads=threads)
 
 
-def amqp_url(transport_url: str) -> str:
-    """kombu URL of an oslo.messaging ``rabbit://`` URL."""
-    url = transport_url.replace("rabbit://", "amqp://", 1)
-    return url if url.endswith("//") else url.rstrip("/") + "//"
+amqp_url = bus.amqp_url
 
 
 def delete_entities(transport_url: str, *, exchanges: Iterable[str] = (),
                     queues: Iterable[str] = ()) -> None:
-    """Remove a benchmark's queues and exchanges from the broker (errors ignored)."""
-    import kombu
-
+    """Remove a benchmark's queues and exchanges from the broker (errors only logged)."""
     try:
-        with kombu.Connection(amqp_url(transport_url), connect_timeout=5) as conn:
-            for queue in queues:
-                conn.channel().queue_delete(queue)
-            for exchange in exchanges:
-                conn.channel().exchange_delete(exchange)
+        bus.delete_entities(transport_url, exchanges=exchanges, queues=queues)
     except Exception as err:  # noqa: BLE001 - cleanup only
         log(f"cleanup of {list(queues)} {list(exchanges)} failed: {err}")
 

@@ -15,7 +15,7 @@ import time
 import pytest
 
 from tests.functional.conftest import FQDN
-from tests.functional.publish.helpers import Consumer, delete_entities
+from tests.harness.bus import Consumer, delete_entities
 from tests.harness.relay import RelayProcess
 from tests.harness.services import Aetos, Alertmanager, ScrapeTarget
 
@@ -140,5 +140,5 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             if relay.proc is not None and relay.proc.poll() is None:
                 relay.kill()
             alertmanager.close()
-            delete_entities(rabbit_url.replace("rabbit://", "amqp://"), exchanges=[exchange],
+            delete_entities(rabbit_url, exchanges=[exchange],
                             queues=[f"{topic}.info"])

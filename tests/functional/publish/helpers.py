@@ -1,15 +1,12 @@
-"""A scripted incident, relay configs and a consumer built on oslo.messaging's public API."""
+"""A scripted incident and relay configs for the publish tests (consumer: tests/harness/bus)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import threading
 import uuid
-from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import kombu
 from oslo_config import cfg
 
 from daemon import conf as relay_conf
@@ -91,70 +88,3 @@ def relay_config(tmp_path: Path, transport_url: str, *, exchange: str, topic: st
         f"[{name}]\n" + "".join(f"{k} = {v}\n" for k, v in options.items())
         for name, options in values.items()))
     return relay_conf.prepare(["--config-file", str(path)])
-
-
-class Collector:
-    """A consumer endpoint, as Watcher or any service writes one (``info`` only)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.received: list[tuple[str, str, dict, dict]] = []
-        self.changed = threading.Condition(self.lock)
-
-    def info(self, ctxt, publisher_id, event_type, payload, metadata):
-        with self.changed:
-            self.received.append((publisher_id, event_type, payload, metadata))
-            self.changed.notify_all()
-
-    def wait_for(self, count: int, timeout: float) -> bool:
-        with self.changed:
-            return self.changed.wait_for(lambda: len(self.received) >= count, timeout)
-
-    def event_ids(self) -> list[str]:
-        with self.lock:
-            return [p["event_id"] for _, _, p, _ in self.received]
-
-
-class Consumer:
-    """A notification listener made only with oslo.messaging's public API.
-
-    Its own ConfigOpts, as in another service: transport URL, control exchange and
-    ``amqp_durable_queues = True`` (as docs/consumers.md tells consumers to set).
-    """
-
-    def __init__(self, transport_url: str, *, exchange: str, topic: str,
-                 conf_dir: Path, pool: str | None = None) -> None:
-        path = conf_dir / f"consumer-{uuid.uuid4().hex[:6]}.conf"
-        path.write_text(
-            f"[DEFAULT]\ntransport_url = {transport_url}\ncontrol_exchange = {exchange}\n"
-            "[oslo_messaging_rabbit]\namqp_durable_queues = true\n"
-            "rabbit_retry_interval = 1\nrabbit_interval_max = 1\n")
-        import oslo_messaging  # after daemon chose the oslo.service backend
-
-        self.conf = cfg.ConfigOpts()
-        self.conf(["--config-file", str(path)], project="consumer", default_config_files=[])
-        self.transport = oslo_messaging.get_notification_transport(self.conf)
-        self.collector = Collector()
-        self.listener = oslo_messaging.get_notification_listener(
-            self.transport, [oslo_messaging.Target(topic=topic)],
-            [self.collector], executor="threading", pool=pool)
-
-    def __enter__(self) -> Consumer:
-        self.listener.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.listener.stop()
-        self.listener.wait()
-        self.transport.cleanup()
-
-
-def delete_entities(amqp_url: str, *, exchanges: Iterable[str] = (),
-                    queues: Iterable[str] = ()) -> None:
-    """Remove a test's queues and exchanges from the shared broker."""
-    with kombu.Connection(amqp_url, connect_timeout=5) as conn:
-        channel = conn.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        for exchange in exchanges:
-            channel.exchange_delete(exchange)

@@ -10,7 +10,7 @@ import time
 import urllib.request
 
 from daemon.service import STATE_FILE
-from tests.functional.publish.helpers import Consumer
+from tests.harness.bus import Consumer
 from tests.harness.relay import RelayProcess
 
 SHARED = pathlib.Path(__file__).resolve().parents[4] / "shared" / "fixtures"

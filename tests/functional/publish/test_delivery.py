@@ -14,7 +14,8 @@ import textwrap
 import pytest
 
 from daemon.publish import Dispatcher, Notifier, Outbox
-from tests.functional.publish.helpers import Consumer, delete_entities, incident, relay_config
+from tests.functional.publish.helpers import incident, relay_config
+from tests.harness.bus import Consumer, delete_entities
 
 AMQP_SHARED = "amqp://guest:guest@127.0.0.1:5672//"
 ROOT = pathlib.Path(__file__).resolve().parents[3]

@@ -8,7 +8,8 @@ import concurrent.futures
 
 from daemon import telemetry
 from daemon.publish import Dispatcher, Notifier, Outbox
-from tests.functional.publish.helpers import Consumer, alarm_event, relay_config
+from tests.functional.publish.helpers import alarm_event, relay_config
+from tests.harness.bus import Consumer
 
 TOTAL = 1000
 

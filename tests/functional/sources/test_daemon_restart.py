@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.publish.helpers import Consumer
+from tests.harness.bus import Consumer
 from tests.harness.relay import RelayProcess
 
 FIXTURES = Path("/work/shared/fixtures")
