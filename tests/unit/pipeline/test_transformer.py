@@ -418,8 +418,8 @@ def test_resolver_errors_without_result_give_the_reason():
 
 def test_resolvers_run_concurrently_within_the_timeout():
     mapping = parse_mapping(TYPED)
-    resolvers = [Recording(Resolution(), delay=0.2) for _ in range(5)]
-    transformer = Transformer(mapping, resolvers=resolvers, resolve_timeout=1)
+    resolvers = [Recording(Resolution(), delay=1.0) for _ in range(5)]
+    transformer = Transformer(mapping, resolvers=resolvers, resolve_timeout=10)
     loop_time = []
 
     async def main():
@@ -427,7 +427,8 @@ def test_resolvers_run_concurrently_within_the_timeout():
         await transformer.transform(make_transition(make_alert(LIBVIRT)))
         loop_time.append(asyncio.get_running_loop().time() - start)
     asyncio.run(main())
-    assert loop_time[0] < 0.6
+    # One after another would take 5 s; together about 1 s (wide bound for CI load).
+    assert loop_time[0] < 3.0
 
 
 def test_resolvers_are_not_called_for_unmatched_alerts(seed):

@@ -139,8 +139,9 @@ async def test_wake_after_put_sends_promptly(outbox, executors):
     await _put(executors, outbox, [event])
     started = time.monotonic()
     dispatcher.wake()
-    await _until(lambda: notifier.sent, limit=2)
-    assert time.monotonic() - started < 0.5
+    await _until(lambda: notifier.sent, limit=10)
+    # Woken, not waiting for the 30 s re-read (a wide bound: a loaded CI machine).
+    assert time.monotonic() - started < 10
     stop.set()
     await task
     assert notifier.sent == [event]
@@ -326,7 +327,8 @@ async def test_drain_gives_up_at_timeout(outbox, executors):
     dispatcher = _dispatcher(outbox, notifier, executors)
     started = time.monotonic()
     assert await dispatcher.drain(0.3) is False
-    assert time.monotonic() - started < 1.0
+    # Gave up near its timeout instead of retrying on (a wide bound: a loaded CI machine).
+    assert time.monotonic() - started < 5
     assert await _depth(executors, outbox) == 1
 
 

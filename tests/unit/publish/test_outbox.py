@@ -152,22 +152,21 @@ def test_newer_schema_is_refused(tmp_path):
         Outbox(path, max_events=1).open()
 
 
-def test_put_batch_is_fast(tmp_path):
+def test_batched_puts_drain_completely_through_the_cursor(tmp_path):
+    # Its speed is measured by benchmarks/bench_publish.py, not here.
     with Outbox(str(tmp_path / "s.sqlite"), max_events=100000) as box:
         events = [make_event(str(i % 50), i) for i in range(5000)]
-        started = time.perf_counter()
         for i in range(0, 5000, 100):
             box.put(events[i:i + 100])
-        put_rate = 5000 / (time.perf_counter() - started)
-        started = time.perf_counter()
+        assert box.depth() == 5000
+        seen = []
         cursor = 0
         while True:
             batch, cursor = box.pending_after(cursor, 500)
             if not batch:
                 break
+            seen.extend(e.event_id for e in batch)
             for i in range(0, len(batch), 200):
                 box.ack(e.event_id for e in batch[i:i + 200])
-        drain_rate = 5000 / (time.perf_counter() - started)
+        assert seen == [e.event_id for e in events]
         assert box.depth() == 0
-    # Far above the broker's few thousand per second, even on a slow disk.
-    assert put_rate > 5000 and drain_rate > 5000, (put_rate, drain_rate)
