@@ -6,6 +6,7 @@ import asyncio
 import datetime
 import logging
 import textwrap
+import uuid
 
 import pytest
 
@@ -13,7 +14,7 @@ from daemon import telemetry
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import load_mapping, parse_mapping
 from daemon.pipeline.resolver import Resolution, ResolveRequest
-from daemon.pipeline.transformer import Transformer
+from daemon.pipeline.transformer import Transformer, _event_ids
 from tests.unit.pipeline.conftest import (
     NOW,
     SEED_MAPPING,
@@ -130,6 +131,18 @@ def test_event_ids_are_unique_uuid4(seed):
     transition = make_transition(make_alert(LIBVIRT))
     ids = {run(transformer, transition).event_id for _ in range(3000)}
     assert len(ids) == 3000
+
+
+def test_event_id_blocks_are_canonical_uuid4():
+    ids = _event_ids(4096)
+    assert len(ids) == len(set(ids)) == 4096
+    for text in ids:
+        value = uuid.UUID(text)
+        assert str(value) == text and value.version == 4 and value.variant == uuid.RFC_4122
+    # Every hex digit that is not fixed is random: all 16 values appear at each position.
+    for position in (0, 7, 9, 15, 20, 24, 35):
+        assert len({text[position] for text in ids}) == 16
+    assert {text[19] for text in ids} == set("89ab") and {text[14] for text in ids} == {"4"}
 
 
 def test_times_in_other_zones_and_naive_are_utc(seed):
