@@ -224,14 +224,16 @@ class LifecycleTracker:
         self._seen_sets: dict[frozenset[str], frozenset[str]] = {}
 
     @classmethod
-    def from_conf(cls, conf: Any, *, started_at: datetime.datetime) -> LifecycleTracker:
-        """Build from ``[alertmanager] cluster_name`` and the ``[lifecycle]`` options.
+    def from_conf(cls, conf: Any, *, started_at: datetime.datetime,
+                  cluster: str | None = None) -> LifecycleTracker:
+        """Build from the ``[lifecycle]`` options.
 
         :param conf: the ``oslo_config.cfg.ConfigOpts``
         :param started_at: when the relay started (tz-aware UTC)
+        :param cluster: the cluster tracked; by default ``[alertmanager] cluster_name``
         """
         lc = conf.lifecycle
-        return cls(cluster=conf.alertmanager.cluster_name,
+        return cls(cluster=cluster or conf.alertmanager.cluster_name,
                    grace_period=lc.resolve_grace_period,
                    suppressed_policy=lc.suppressed_policy, started_at=started_at,
                    expire_delay=lc.expire_delay,

@@ -7,6 +7,9 @@ own (cotyledon owns the main thread's signal handling) and the loop hosts
 
     poller/webhook -> LifecycleTracker -> Transformer -> Outbox -> Dispatcher -> Notifier
 
+Each configured Alertmanager cluster has its own poller and tracker; the
+stages from the transformer on are shared.
+
 Every blocking library runs in an executor created here: one thread for
 SQLite, a bounded pool for oslo.messaging.
 
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import datetime
 import os
 import pathlib
@@ -36,6 +40,7 @@ from oslo_log import log
 from oslo_service import service
 
 from daemon import exception, listener, telemetry
+from daemon.conf import alertmanager as alertmanager_conf
 from daemon.lifecycle import LifecycleTracker, Transition
 from daemon.metrics.resolvers import build_resolver
 from daemon.pipeline import mapping as mapping_loader
@@ -48,7 +53,10 @@ from daemon.sources.alertmanager import AlertmanagerPoller, PollResult
 from daemon.sources.model import Alert
 from daemon.sources.webhook import WebhookReceiver
 
-__all__ = ["LAST_GOOD_MAPPING", "STATE_FILE", "Relay", "RelayService", "plan_store_chunks"]
+__all__ = [
+    "LAST_GOOD_MAPPING", "STATE_FILE", "ClusterIntake", "Relay", "RelayService",
+    "plan_store_chunks",
+]
 
 LOG = log.getLogger(__name__)
 
@@ -139,6 +147,19 @@ def load_mapping_or_last_good(conf: cfg.ConfigOpts) -> mapping_loader.CompiledMa
     return compiled
 
 
+@dataclasses.dataclass(eq=False)
+class ClusterIntake:
+    """What one Alertmanager cluster feeds: its poller and its lifecycle tracker.
+
+    :ivar answered: some replica answered a poll since start-up (readiness)
+    """
+
+    name: str
+    poller: AlertmanagerPoller
+    tracker: LifecycleTracker
+    answered: bool = False
+
+
 class Relay:
     """The asyncio side of the daemon: builds every stage, runs it, drains it.
 
@@ -154,18 +175,24 @@ class Relay:
         self._started = threading.Event()
         self._intake_lock: asyncio.Lock | None = None
         self._accepting = False
-        self._alertmanager_answered = False
         self._outbox_ok = False
         self._mapping_loaded = False
+        self._clusters: dict[str, ClusterIntake] = {}
         self.listen_port: int | None = None
 
     # -- readiness -----------------------------------------------------------
     def readiness(self) -> dict[str, bool]:
-        return {
+        checks = {
             "mapping_loaded": self._mapping_loaded,
             "outbox_writable": self._outbox_ok,
-            "alertmanager_answered": self._alertmanager_answered,
         }
+        if len(self._clusters) <= 1:
+            checks["alertmanager_answered"] = all(
+                c.answered for c in self._clusters.values()) and bool(self._clusters)
+        else:
+            for cluster in self._clusters.values():
+                checks[f"alertmanager_answered:{cluster.name}"] = cluster.answered
+        return checks
 
     # -- lifecycle -----------------------------------------------------------
     def request_stop(self) -> None:
@@ -222,13 +249,18 @@ class Relay:
                 conf, compiled, [resolver] if resolver is not None else [])
 
             self._started_at = utcnow()
-            self._tracker = self._new_tracker()
             states = await self._db(self._outbox.load_states)
-            self._tracker.restore(states)
-            telemetry.ALERTS_TRACKED.set(self._tracker.tracked)
+            for cluster_conf in alertmanager_conf.clusters(conf):
+                tracker = self._new_tracker(cluster_conf.name)
+                tracker.restore(states)
+                poller = AlertmanagerPoller.from_conf(conf, self._on_poll, cluster_conf)
+                self._clusters[cluster_conf.name] = ClusterIntake(
+                    cluster_conf.name, poller, tracker)
+            self._warn_unconfigured_clusters(states)
+            telemetry.ALERTS_TRACKED.set(self._tracked())
             pending = await self._db(self._outbox.depth)
             LOG.info("State restored from %s: %d alarms tracked, %d events waiting in the outbox",
-                     state_dir / STATE_FILE, self._tracker.tracked, pending)
+                     state_dir / STATE_FILE, self._tracked(), pending)
 
             notifier = Notifier(conf)
             await self._loop.run_in_executor(self._publish_executor, notifier.open)
@@ -237,8 +269,8 @@ class Relay:
                 publish_executor=self._publish_executor,
                 threads=conf.publisher.publish_threads)
 
-            self._poller = AlertmanagerPoller.from_conf(conf, self._on_poll)
-            await self._poller.start()
+            for cluster in self._clusters.values():
+                await cluster.poller.start()
 
             if conf.webhook.enabled:
                 runner = await self._start_listener()
@@ -246,13 +278,15 @@ class Relay:
             self._accepting = True
             tasks = [
                 asyncio.create_task(self._dispatcher.run(self._stop), name="dispatcher"),
-                asyncio.create_task(self._poller.run(self._stop), name="poller"),
+                *(asyncio.create_task(c.poller.run(self._stop), name=f"poller-{c.name}")
+                  for c in self._clusters.values()),
                 asyncio.create_task(self._expire_loop(), name="expiry"),
                 asyncio.create_task(self._outbox_gauges_loop(), name="outbox-gauges"),
             ]
-            LOG.info("alarm-relay ready: polling %s every %.1fs, webhook %s, publishing to "
-                     "topics %s", ", ".join(conf.alertmanager.urls),
-                     conf.alertmanager.poll_interval,
+            LOG.info("alarm-relay ready: polling %s, webhook %s, publishing to topics %s",
+                     "; ".join(f"cluster {c.name} at {', '.join(c.poller.urls)} every "
+                               f"{c.poller.settings.poll_interval:.1f}s"
+                               for c in self._clusters.values()),
                      f"on {conf.webhook.host}:{self.listen_port}" if runner else "disabled",
                      ", ".join(conf.oslo_messaging_notifications.topics))
             sd_notify(self._notify_socket, "READY=1")
@@ -268,8 +302,8 @@ class Relay:
             await asyncio.gather(*tasks, return_exceptions=True)
             if runner is not None:
                 await runner.cleanup()
-            if getattr(self, "_poller", None) is not None:
-                await self._poller.close()
+            for cluster in self._clusters.values():
+                await cluster.poller.close()
             if resolver is not None:
                 await resolver.close()
             if notifier is not None:
@@ -309,8 +343,24 @@ class Relay:
             LOG.warning("Drained what the broker accepted in time: %d events remain in the "
                         "outbox and are sent at the next start", left)
 
-    def _new_tracker(self) -> LifecycleTracker:
-        return LifecycleTracker.from_conf(self.conf, started_at=self._started_at)
+    def _new_tracker(self, cluster: str) -> LifecycleTracker:
+        return LifecycleTracker.from_conf(self.conf, started_at=self._started_at,
+                                          cluster=cluster)
+
+    def _tracked(self) -> int:
+        return sum(c.tracker.tracked for c in self._clusters.values())
+
+    def _warn_unconfigured_clusters(self, states: Sequence[dict]) -> None:
+        # Their alarms are neither resolved nor forgotten: configuring the
+        # cluster again picks them up where they were.
+        left = {}
+        for record in states:
+            name = record.get("cluster")
+            if name not in self._clusters:
+                left[name] = left.get(name, 0) + 1
+        for name, count in sorted(left.items(), key=lambda item: str(item[0])):
+            LOG.warning("%d alarm states of Alertmanager cluster %s are kept but not tracked: "
+                        "the cluster is no longer configured", count, name)
 
     async def _start_listener(self) -> web.AppRunner:
         conf = self.conf
@@ -329,35 +379,43 @@ class Relay:
 
     # -- intake --------------------------------------------------------------
     async def _on_poll(self, result: PollResult) -> None:
+        cluster = self._clusters[result.cluster]
         if any(replica.alerts is not None for replica in result.replicas):
-            self._alertmanager_answered = True
+            cluster.answered = True
         if not self._accepting:
             return
         try:
-            await self._observe(lambda now: self._tracker.observe_poll(result, now))
+            await self._observe(cluster, lambda tracker, now: tracker.observe_poll(result, now))
         except exception.OutboxFull as err:
             # Nothing is lost: the alerts are still in Alertmanager and the
             # next poll sees them again.
             LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
 
-    async def _on_webhook(self, alerts: list[Alert], source_url: str) -> None:
+    async def _on_webhook(self, alerts: list[Alert], source_url: str, cluster: str) -> None:
         if not self._accepting:
             raise exception.OutboxFull(depth=-1, limit=-1, message="relay is stopping")
-        await self._observe(lambda now: self._tracker.observe_webhook(alerts, now, source_url))
-        self._poller.poll_now()
+        intake = self._clusters[cluster]
+        await self._observe(
+            intake, lambda tracker, now: tracker.observe_webhook(alerts, now, source_url))
+        intake.poller.poll_now()
 
     async def _expire_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.conf.alertmanager.poll_interval)
-            try:
-                await self._observe(self._tracker.expire)
-            except exception.OutboxFull as err:
-                LOG.warning("Expiry check postponed, %s", err)
-            except Exception:
-                LOG.exception("Expiry check failed")
+            await asyncio.sleep(min(c.poller.settings.poll_interval
+                                    for c in self._clusters.values()))
+            for cluster in self._clusters.values():
+                try:
+                    await self._observe(cluster, lambda tracker, now: tracker.expire(now))
+                except exception.OutboxFull as err:
+                    LOG.warning("Expiry check of cluster %s postponed, %s", cluster.name, err)
+                except Exception:
+                    LOG.exception("Expiry check of cluster %s failed", cluster.name)
 
-    async def _observe(self, observe: Callable[[datetime.datetime], list[Transition]]) -> None:
-        """Run one observation through the tracker and store its events atomically.
+    async def _observe(
+            self, cluster: ClusterIntake,
+            observe: Callable[[LifecycleTracker, datetime.datetime], list[Transition]],
+    ) -> None:
+        """Run one observation through a cluster's tracker and store its events atomically.
 
         The tracker's state and the events land in one SQLite transaction.  If
         storing fails, the tracker is rebuilt from the stored state, so the
@@ -368,33 +426,33 @@ class Relay:
                 telemetry.OUTBOX_FULL.inc()
                 raise exception.OutboxFull(depth=await self._db(self._outbox.depth),
                                            limit=self.conf.publisher.max_outbox_events)
-            transitions = observe(utcnow())
+            transitions = observe(cluster.tracker, utcnow())
             # State can change without a transition (which replicas list an
             # alarm, refreshed endsAt); it is stored too, so a restart during
             # an Alertmanager outage does not resume from stale state.
-            if not transitions and not self._tracker.pending_changes:
+            if not transitions and not cluster.tracker.pending_changes:
                 return
             try:
-                await self._store(transitions)
+                await self._store(cluster.tracker, transitions)
             except BaseException:
-                await self._rebuild_tracker()
+                await self._rebuild_tracker(cluster)
                 raise
         self._dispatcher.wake()
 
-    async def _store(self, transitions: list[Transition]) -> None:
+    async def _store(self, tracker: LifecycleTracker, transitions: list[Transition]) -> None:
         """Transform and store transitions, in chunks so publishing starts early.
 
         Each chunk's events are committed with the state of the alarms whose
         last transition is in that chunk: if a later chunk fails, the stored
         state never runs ahead of the stored events.
         """
-        plan = plan_store_chunks(transitions, self._tracker.export_changes(),
-                                 self._tracker.state_key, _STORE_CHUNK)
+        plan = plan_store_chunks(transitions, tracker.export_changes(),
+                                 tracker.state_key, _STORE_CHUNK)
         for batch, states in plan:
             events = await self._transform(batch)
             await self._db(self._outbox.put, events, states)
             self._dispatcher.wake()
-        telemetry.ALERTS_TRACKED.set(self._tracker.tracked)
+        telemetry.ALERTS_TRACKED.set(self._tracked())
         self._log_transitions(transitions)
 
     async def _transform(self, transitions: Sequence[Transition]) -> list[AlarmEvent]:
@@ -407,10 +465,10 @@ class Relay:
             events = [await self._transformer.transform(t) for t in transitions]
         return [event for event in events if event is not None]
 
-    async def _rebuild_tracker(self) -> None:
-        tracker = self._new_tracker()
+    async def _rebuild_tracker(self, cluster: ClusterIntake) -> None:
+        tracker = self._new_tracker(cluster.name)
         tracker.restore(await self._db(self._outbox.load_states))
-        self._tracker = tracker
+        cluster.tracker = tracker
 
     @staticmethod
     def _log_transitions(transitions: Sequence[Transition]) -> None:

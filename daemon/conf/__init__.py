@@ -44,6 +44,8 @@ GROUP_MODULES = (
 
 PROJECT = "alarm-relay"
 
+LOG = log.getLogger(__name__)
+
 
 def register_opts(conf: cfg.ConfigOpts) -> None:
     """Register every alarm-relay option group on ``conf``."""
@@ -113,16 +115,19 @@ def _check_values(conf: cfg.ConfigOpts) -> None:
     from daemon.conf import opts
 
     for group, group_opts in opts.list_opts():
-        name = group.name if group is not None else None
-        for opt in group_opts:
-            try:
-                getattr(conf[name] if name else conf, opt.dest)
-            except cfg.NoSuchOptError:
-                continue  # keystoneauth plugin options exist only once a plugin loads
-            except (cfg.ConfigFileValueError, ValueError) as err:
-                problem = str(err).split(": ", 1)[-1] if "is not valid" in str(err) else str(err)
-                raise exception.ConfigError(group=name or "DEFAULT", option=opt.name,
-                                            problem=f"invalid value ({problem})") from None
+        _check_group_values(conf, group.name if group is not None else None, group_opts)
+
+
+def _check_group_values(conf: cfg.ConfigOpts, name: str | None, group_opts: list) -> None:
+    for opt in group_opts:
+        try:
+            getattr(conf[name] if name else conf, opt.dest)
+        except cfg.NoSuchOptError:
+            continue  # keystoneauth plugin options exist only once a plugin loads
+        except (cfg.ConfigFileValueError, ValueError) as err:
+            problem = str(err).split(": ", 1)[-1] if "is not valid" in str(err) else str(err)
+            raise exception.ConfigError(group=name or "DEFAULT", option=opt.name,
+                                        problem=f"invalid value ({problem})") from None
 
 
 def _check_url(group: str, option: str, url: str) -> None:
@@ -153,11 +158,7 @@ def validate(conf: cfg.ConfigOpts) -> None:
     import oslo_messaging
 
     _check_values(conf)
-    if not conf.alertmanager.urls:
-        raise exception.ConfigError(group="alertmanager", option="urls",
-                                    problem="at least one Alertmanager URL is needed")
-    for url in conf.alertmanager.urls:
-        _check_url("alertmanager", "urls", url)
+    _check_clusters(conf)
     try:
         transport_url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
     except (oslo_messaging.InvalidTransportURL, ValueError):
@@ -194,8 +195,6 @@ def validate(conf: cfg.ConfigOpts) -> None:
             problem=f"listening on {webhook.host} needs username/password or "
                     "bearer_token_file; without credentials only loopback is allowed")
     _check_readable("webhook", "bearer_token_file", webhook.bearer_token_file)
-    _check_readable("alertmanager", "bearer_token_file", conf.alertmanager.bearer_token_file)
-    _check_readable("alertmanager", "ca_file", conf.alertmanager.ca_file)
     mapping_check(conf)
     state_dir = conf.state_dir
     try:
@@ -206,6 +205,31 @@ def validate(conf: cfg.ConfigOpts) -> None:
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise exception.ConfigError(group="DEFAULT", option="state_dir",
                                     problem=f"{state_dir} is not writable")
+
+
+def _check_clusters(conf: cfg.ConfigOpts) -> None:
+    seen: dict[str, str] = {}
+    for cluster in alertmanager.clusters(conf):
+        _check_group_values(conf, cluster.group, alertmanager.ALERTMANAGER_OPTS)
+        options = cluster.options
+        if not options.urls:
+            raise exception.ConfigError(group=cluster.group, option="urls",
+                                        problem="at least one Alertmanager URL is needed")
+        for position, url in enumerate(options.urls, 1):
+            _check_url(cluster.group, "urls", url)
+            key = url.rstrip("/")
+            if key in seen:
+                # The URL may hold credentials: name its position, not the URL.
+                raise exception.ConfigError(
+                    group=cluster.group, option="urls",
+                    problem=f"URL number {position} is also a replica of [{seen[key]}]; "
+                            "an Alertmanager belongs to one cluster")
+            seen[key] = cluster.group
+        _check_readable(cluster.group, "bearer_token_file", options.bearer_token_file)
+        _check_readable(cluster.group, "ca_file", options.ca_file)
+    for section in alertmanager.unlisted_cluster_groups(conf):
+        LOG.warning("[%s] is ignored: %s is not in [alertmanager] clusters",
+                    section, section[len(alertmanager.CLUSTER_GROUP_PREFIX):])
 
 
 def mapping_check(conf: cfg.ConfigOpts) -> None:

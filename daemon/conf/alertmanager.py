@@ -1,8 +1,28 @@
-"""Options of the [alertmanager] group: where and how alerts are pulled."""
+"""Options of the [alertmanager] group: where and how alerts are pulled.
+
+One relay can poll several Alertmanager clusters.  By default it polls one,
+configured in ``[alertmanager]`` itself and named ``cluster_name``.  With
+``[alertmanager] clusters = east, west`` each named cluster gets a group of
+its own, ``[alertmanager:east]``, taking the options below (except
+``clusters`` and ``cluster_name``); ``urls`` must be set there, every other
+option defaults to its value in ``[alertmanager]``.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import re
+from typing import Any
 
 from oslo_config import cfg
 
 from daemon.conf._group import register_group_opts
+from daemon.exception import ConfigError
+
+#: A named cluster's options live in the group ``alertmanager:<name>``.
+CLUSTER_GROUP_PREFIX = "alertmanager:"
+_CLUSTER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}")
 
 alertmanager_group = cfg.OptGroup(
     name="alertmanager",
@@ -20,7 +40,18 @@ ALERTMANAGER_OPTS = [
         "cluster_name",
         default="default",
         help="Name of the Alertmanager cluster; part of each alarm_id and of "
-             "the event's source."),
+             "the event's source. Not used when clusters is set (each named "
+             "cluster is called by its name)."),
+    cfg.ListOpt(
+        "clusters",
+        default=[],
+        help="Names of several Alertmanager clusters to poll (letters, digits, "
+             "'.', '_', '-'). Each one is configured in a group of its own, "
+             "[alertmanager:NAME], with urls required there and every other "
+             "option of this group defaulting to its value here; alerts of "
+             "each cluster are tracked apart and delivered by webhook to "
+             "/v1/alerts/NAME. Empty: one cluster, configured in this group "
+             "and named cluster_name."),
     cfg.FloatOpt(
         "poll_interval",
         default=15.0,
@@ -82,6 +113,72 @@ ALERTMANAGER_OPTS = [
         help="File holding a bearer token sent to Alertmanager (re-read at "
              "every reload)."),
 ]
+
+
+#: Options a named cluster's group takes.
+_NOT_PER_CLUSTER = frozenset({"cluster_name", "clusters"})
+
+
+@dataclasses.dataclass(frozen=True)
+class ClusterConf:
+    """One Alertmanager cluster to poll.
+
+    :ivar name: the cluster's name (part of every alarm_id)
+    :ivar group: the option group its options are read from, for messages
+    :ivar options: the group's values (``conf.alertmanager`` or ``conf["alertmanager:NAME"]``)
+    """
+
+    name: str
+    group: str
+    options: Any
+
+
+def clusters(conf: cfg.ConfigOpts) -> list[ClusterConf]:
+    """The configured clusters, registering the named clusters' groups on first use.
+
+    A named cluster's options default to the values ``[alertmanager]`` has
+    when this is first called, except ``urls``, which has no default: a
+    misspelt section name then fails start-up instead of polling the
+    default URL.
+
+    :raises ConfigError: on a bad or repeated cluster name
+    """
+    base = conf.alertmanager
+    names = [name.strip() for name in base.clusters or () if name.strip()]
+    if not names:
+        return [ClusterConf(base.cluster_name, "alertmanager", base)]
+    result = []
+    for name in names:
+        if not _CLUSTER_NAME.fullmatch(name):
+            raise ConfigError(group="alertmanager", option="clusters",
+                              problem=f"{name!r} is not a cluster name (letters, digits, "
+                                      "'.', '_' and '-', at most 63)")
+        if any(known.name == name for known in result):
+            raise ConfigError(group="alertmanager", option="clusters",
+                              problem=f"{name!r} is listed twice")
+        group = CLUSTER_GROUP_PREFIX + name
+        if group not in conf:
+            conf.register_opts(_cluster_opts(base), group=group)
+        result.append(ClusterConf(name, group, conf[group]))
+    return result
+
+
+def unlisted_cluster_groups(conf: cfg.ConfigOpts) -> list[str]:
+    """``[alertmanager:NAME]`` sections of the config files not in ``clusters``."""
+    listed = {CLUSTER_GROUP_PREFIX + name.strip() for name in conf.alertmanager.clusters or ()}
+    return sorted(section for section in conf.list_all_sections()
+                  if section.startswith(CLUSTER_GROUP_PREFIX) and section not in listed)
+
+
+def _cluster_opts(base: Any) -> list[cfg.Opt]:
+    opts = []
+    for opt in ALERTMANAGER_OPTS:
+        if opt.dest in _NOT_PER_CLUSTER:
+            continue
+        opt = copy.copy(opt)
+        opt.default = None if opt.dest == "urls" else getattr(base, opt.dest)
+        opts.append(opt)
+    return opts
 
 
 def register_opts(conf: cfg.ConfigOpts) -> None:

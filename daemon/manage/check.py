@@ -13,7 +13,7 @@ failed.  The checks, in order:
 - ``aetos-labels``: ``fqdn_label`` and ``instance_uuid_label`` exist among
   Aetos's label names
 - ``prometheus-query``, ``prometheus-labels``: the same for [prometheus_client]
-- ``alertmanager <url>``: each [alertmanager] url answers GET /api/v2/status
+- ``alertmanager <url>``: each url of each configured cluster answers GET /api/v2/status
   and its cluster is ready (or clustering is off)
 - ``rabbitmq``: the broker of transport_url accepts a connection
 - ``mapping``: [mapping] path loads
@@ -35,6 +35,7 @@ import aiohttp
 from oslo_config import cfg
 from oslo_log import log
 
+from daemon.conf import alertmanager as alertmanager_conf
 from daemon.exception import AlarmRelayError, MetricsError
 
 __all__ = ["Check", "add_parser", "run", "run_checks"]
@@ -263,21 +264,25 @@ def _alertmanager_client_options(group: Any) -> tuple[ssl.SSLContext | bool, dic
 
 
 async def _check_alertmanagers(conf: cfg.ConfigOpts, add) -> None:
-    group = conf.alertmanager
-    try:
-        context, headers = await asyncio.to_thread(_alertmanager_client_options, group)
-    except (OSError, ssl.SSLError) as err:
-        add("FAIL", "alertmanager", f"{err} -- fix the [alertmanager] TLS or token files")
-        return
-    timeout = aiohttp.ClientTimeout(total=group.timeout)
-    async with aiohttp.ClientSession(timeout=timeout, headers=headers,
-                                     connector=aiohttp.TCPConnector(ssl=context)) as session:
-        for url in group.urls:
-            add(*await _check_alertmanager(session, url.rstrip("/"), group.timeout))
+    for cluster in alertmanager_conf.clusters(conf):
+        group = cluster.options
+        try:
+            context, headers = await asyncio.to_thread(_alertmanager_client_options, group)
+        except (OSError, ssl.SSLError) as err:
+            add("FAIL", "alertmanager", f"{err} -- fix the [{cluster.group}] TLS or token files")
+            continue
+        timeout = aiohttp.ClientTimeout(total=group.timeout)
+        async with aiohttp.ClientSession(
+                timeout=timeout, headers=headers,
+                connector=aiohttp.TCPConnector(ssl=context)) as session:
+            for url in group.urls or ():
+                add(*await _check_alertmanager(session, url.rstrip("/"), group.timeout,
+                                               cluster.group))
 
 
 async def _check_alertmanager(session: aiohttp.ClientSession, url: str,
-                              seconds: float) -> tuple[str, str, str]:
+                              seconds: float, group: str = "alertmanager",
+                              ) -> tuple[str, str, str]:
     name = f"alertmanager {url}"
     status_url = f"{url}/api/v2/status"
     try:
@@ -288,9 +293,9 @@ async def _check_alertmanager(session: aiohttp.ClientSession, url: str,
             body = await resp.json(content_type=None)
     except TimeoutError:
         return ("FAIL", name, f"no answer within {seconds:g}s -- check that Alertmanager "
-                              "is up, or raise [alertmanager] timeout")
+                              f"is up, or raise [{group}] timeout")
     except (aiohttp.ClientError, ValueError) as err:
-        return ("FAIL", name, f"cannot reach {status_url}: {err} -- check [alertmanager] "
+        return ("FAIL", name, f"cannot reach {status_url}: {err} -- check [{group}] "
                               "urls and that Alertmanager is up")
     cluster = (body or {}).get("cluster") or {}
     state = cluster.get("status", "unknown")

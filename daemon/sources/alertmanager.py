@@ -40,6 +40,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon import telemetry
+from daemon.conf import alertmanager as alertmanager_conf
 from daemon.exception import ConfigError, InvalidAlert
 from daemon.sources import model
 
@@ -123,36 +124,41 @@ class PollerSettings:
     replica_labels: tuple[str, ...] = ()
     min_poll_gap: float = 1.0
     retry_max_wait: float = 2.0
+    #: the option group these settings come from, named in errors
+    group: str = "alertmanager"
 
     def __post_init__(self) -> None:
+        group = self.group
         if self.poll_interval <= 0:
-            raise ConfigError(group="alertmanager", option="poll_interval",
-                              problem="must be positive")
+            raise ConfigError(group=group, option="poll_interval", problem="must be positive")
         if not 0 <= self.poll_jitter < 1:
-            raise ConfigError(group="alertmanager", option="poll_jitter",
-                              problem="must be in [0, 1)")
+            raise ConfigError(group=group, option="poll_jitter", problem="must be in [0, 1)")
         if self.timeout <= 0:
-            raise ConfigError(group="alertmanager", option="timeout",
-                              problem="must be positive")
+            raise ConfigError(group=group, option="timeout", problem="must be positive")
         if self.username and self.bearer_token_file:
-            raise ConfigError(group="alertmanager", option="bearer_token_file",
+            raise ConfigError(group=group, option="bearer_token_file",
                               problem="set either username/password or bearer_token_file")
         if self.key_file and not self.cert_file:
-            raise ConfigError(group="alertmanager", option="key_file",
-                              problem="needs cert_file")
+            raise ConfigError(group=group, option="key_file", problem="needs cert_file")
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts) -> PollerSettings:
-        """Build from the ``[alertmanager]`` and ``[lifecycle]`` option groups."""
-        am = conf.alertmanager
+    def from_conf(cls, conf: cfg.ConfigOpts,
+                  cluster: alertmanager_conf.ClusterConf | None = None) -> PollerSettings:
+        """Build from one cluster's options and the ``[lifecycle]`` group.
+
+        :param cluster: the cluster; by default the first one configured
+        """
+        cluster = cluster or alertmanager_conf.clusters(conf)[0]
+        am = cluster.options
         return cls(
+            group=cluster.group,
             poll_interval=am.poll_interval, poll_jitter=am.poll_jitter, timeout=am.timeout,
             filters=tuple(am.filter or ()), receiver=am.receiver or None,
             ca_file=am.ca_file, cert_file=am.cert_file, key_file=am.key_file,
             insecure=am.insecure, username=am.username, password=am.password,
             bearer_token_file=am.bearer_token_file,
             replica_labels=tuple(conf.lifecycle.replica_labels or ()),
-            min_poll_gap=getattr(am, "min_poll_gap", 1.0))
+            min_poll_gap=am.min_poll_gap)
 
 
 def display_url(url: str) -> str:
@@ -195,14 +201,14 @@ class AlertmanagerPoller:
     def __init__(self, *, cluster: str, urls: Sequence[str], settings: PollerSettings,
                  on_result: Callable[[PollResult], Awaitable[None]]) -> None:
         if not urls:
-            raise ConfigError(group="alertmanager", option="urls", problem="no URL configured")
+            raise ConfigError(group=settings.group, option="urls", problem="no URL configured")
         self.cluster = cluster
         self.settings = settings
         self._on_result = on_result
         self._urls = tuple(u.rstrip("/") for u in urls)
         self._display = {u: display_url(u) for u in self._urls}
         if len(set(self._display.values())) != len(self._urls):
-            raise ConfigError(group="alertmanager", option="urls", problem="duplicate URL")
+            raise ConfigError(group=settings.group, option="urls", problem="duplicate URL")
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._caches = {u: model.ParseCache(settings.replica_labels) for u in self._urls}
         self._up: dict[str, bool] = {}
@@ -212,13 +218,16 @@ class AlertmanagerPoller:
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts,
-                  on_result: Callable[[PollResult], Awaitable[None]]) -> AlertmanagerPoller:
-        """Build from ``[alertmanager]`` (one cluster named ``cluster_name``).
+                  on_result: Callable[[PollResult], Awaitable[None]],
+                  cluster: alertmanager_conf.ClusterConf | None = None) -> AlertmanagerPoller:
+        """Build the poller of one configured cluster.
 
+        :param cluster: the cluster; by default the first one configured
         :raises ConfigError: on options that cannot work
         """
-        return cls(cluster=conf.alertmanager.cluster_name, urls=conf.alertmanager.urls,
-                   settings=PollerSettings.from_conf(conf), on_result=on_result)
+        cluster = cluster or alertmanager_conf.clusters(conf)[0]
+        return cls(cluster=cluster.name, urls=cluster.options.urls,
+                   settings=PollerSettings.from_conf(conf, cluster), on_result=on_result)
 
     @property
     def urls(self) -> tuple[str, ...]:
@@ -259,7 +268,7 @@ class AlertmanagerPoller:
         try:
             ssl_arg = self._ssl()
         except (OSError, ssl.SSLError) as err:
-            raise ConfigError(group="alertmanager", option="ca_file/cert_file",
+            raise ConfigError(group=self.settings.group, option="ca_file/cert_file",
                               problem=str(err)) from err
         headers = {"Accept": "application/json"}
         if self.settings.username:

@@ -1,5 +1,8 @@
 """The Alertmanager webhook receiver: ``POST /v1/alerts`` (webhook v4).
 
+Each configured Alertmanager cluster has its route, ``POST /v1/alerts/<name>``;
+``POST /v1/alerts`` is the route of the only cluster when there is one.
+
 The fast path next to the poller.  A delivery is authenticated (optional
 basic auth or bearer token, compared in constant time), size-limited, decoded
 and validated in full before anything is handed on: a body with one bad alert
@@ -12,6 +15,7 @@ Status codes, chosen for Alertmanager (which retries 5xx and drops 4xx):
 - 200 once ``on_alerts`` returned (the transitions are stored);
 - 400 bad JSON, wrong ``version``, or an invalid alert (the JSON error names it);
 - 401 missing or wrong credentials (with ``WWW-Authenticate``);
+- 404 an unknown cluster, or ``/v1/alerts`` when several clusters are configured;
 - 413 body over ``[webhook] max_body_size``; 415 not ``application/json``;
 - 503 the outbox is full (retry later); 500 any other internal failure.
 """
@@ -25,7 +29,7 @@ import dataclasses
 import hmac
 import json
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, final
 
 from aiohttp import web
@@ -33,6 +37,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon import telemetry
+from daemon.conf import alertmanager as alertmanager_conf
 from daemon.exception import ConfigError, OutboxFull
 from daemon.sources import model
 
@@ -96,30 +101,49 @@ class WebhookReceiver:
     """Receives Alertmanager webhook deliveries and hands on their alerts.
 
     :param settings: a :class:`WebhookSettings`
-    :param on_alerts: awaited with ``(alerts, source_url)``; returns once the
-        transitions are stored; may raise ``OutboxFull`` (-> 503)
+    :param on_alerts: awaited with ``(alerts, source_url, cluster)``; returns
+        once the transitions are stored; may raise ``OutboxFull`` (-> 503)
+    :param clusters: names of the Alertmanager clusters deliveries may come from
     """
 
     def __init__(self, *, settings: WebhookSettings,
-                 on_alerts: Callable[[list[model.Alert], str], Awaitable[None]]) -> None:
+                 on_alerts: Callable[[list[model.Alert], str, str], Awaitable[None]],
+                 clusters: Sequence[str] = ("default",)) -> None:
+        if not clusters:
+            raise ValueError("at least one cluster is needed")
         self.settings = settings
         self._on_alerts = on_alerts
+        self.clusters = tuple(clusters)
         self._cache = model.ParseCache(settings.replica_labels, max_size=100_000)
         self._token: tuple[float, bytes] | None = None
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts,
-                  on_alerts: Callable[[list[model.Alert], str], Awaitable[None]],
+                  on_alerts: Callable[[list[model.Alert], str, str], Awaitable[None]],
                   ) -> WebhookReceiver:
-        """Build from the ``[webhook]`` options."""
-        return cls(settings=WebhookSettings.from_conf(conf), on_alerts=on_alerts)
+        """Build from the ``[webhook]`` options, for every configured cluster."""
+        return cls(settings=WebhookSettings.from_conf(conf), on_alerts=on_alerts,
+                   clusters=[cluster.name for cluster in alertmanager_conf.clusters(conf)])
 
     def add_routes(self, app: web.Application) -> None:
-        """Register ``POST /v1/alerts`` on ``app``.
+        """Register ``POST /v1/alerts`` and ``POST /v1/alerts/{cluster}`` on ``app``.
 
         :param app: the daemon's one aiohttp application
         """
         app.router.add_post(PATH, self.handle)
+        app.router.add_post(PATH + "/{cluster}", self.handle)
+
+    def _cluster_of(self, request: web.Request) -> str:
+        name = request.match_info.get("cluster")
+        if name is None:
+            if len(self.clusters) == 1:
+                return self.clusters[0]
+            raise _BadRequest(404, f"several Alertmanager clusters are configured: post to "
+                                   f"{PATH}/<cluster>, one of {', '.join(self.clusters)}")
+        if name not in self.clusters:
+            raise _BadRequest(404, f"unknown Alertmanager cluster {name[:64]!r}; configured: "
+                                   f"{', '.join(self.clusters)}")
+        return name
 
     # -- authentication --------------------------------------------------
 
@@ -176,6 +200,7 @@ class WebhookReceiver:
                 {"error": "missing or wrong credentials"}, status=401,
                 headers={"WWW-Authenticate": f'{scheme} realm="alarm-relay"'})
         try:
+            cluster = self._cluster_of(request)
             body = await self._read(request)
             if len(body) >= _OFFLOAD_BYTES:
                 alerts, source = await asyncio.to_thread(self._decode, body)
@@ -190,7 +215,7 @@ class WebhookReceiver:
             return web.json_response(payload, status=bad.status)
         source_url = source or f"webhook://{request.remote or 'unknown'}"
         try:
-            await self._on_alerts(alerts, source_url)
+            await self._on_alerts(alerts, source_url, cluster)
         except OutboxFull as err:
             LOG.warning("Webhook delivery from %s deferred: %s", source_url, err)
             return web.json_response({"error": "outbox full, retry later"}, status=503,

@@ -96,6 +96,12 @@ def _start_with(tmp_path, sections):
      "[datasources] resolve_timeout: 9.0s must be less than [mapping] resolve_timeout"),
     ({"webhook": {"host": "0.0.0.0"}},
      "[webhook] host: listening on 0.0.0.0 needs username/password"),
+    # A misspelt [alertmanager:NAME] section leaves the named cluster without urls.
+    ({"alertmanager": {"clusters": "east"}, "alertmanager:eats": {"urls": "http://a:9093"}},
+     "[alertmanager:east] urls: at least one Alertmanager URL is needed"),
+    ({"alertmanager": {"clusters": "east"},
+      "alertmanager:east": {"urls": "http://a:9093", "timeout": "soon"}},
+     "[alertmanager:east] timeout: invalid value"),
 ])
 def test_bad_configuration_stops_start_up_with_one_line(tmp_path, sections, expected):
     result = _start_with(tmp_path, sections)

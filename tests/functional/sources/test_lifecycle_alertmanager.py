@@ -83,7 +83,7 @@ class Intake:
         self.polls.append(result)
         self._record(self.tracker.observe_poll(result, utcnow()), "poll")
 
-    async def on_alerts(self, alerts: list[Alert], source_url: str) -> None:
+    async def on_alerts(self, alerts: list[Alert], source_url: str, cluster: str) -> None:
         self._record(self.tracker.observe_webhook(alerts, utcnow(), source_url), "webhook")
         if self.poller is not None:
             self.poller.poll_now()

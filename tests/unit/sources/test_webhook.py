@@ -18,13 +18,13 @@ from tests.unit.sources.conftest import deliveries
 
 class Sink:
     def __init__(self) -> None:
-        self.calls: list[tuple[list, str]] = []
+        self.calls: list[tuple[list, str, str]] = []
         self.fail: BaseException | None = None
 
-    async def __call__(self, alerts, source_url):
+    async def __call__(self, alerts, source_url, cluster):
         if self.fail is not None:
             raise self.fail
-        self.calls.append((alerts, source_url))
+        self.calls.append((alerts, source_url, cluster))
 
 
 async def client_for(settings: WebhookSettings, sink: Sink) -> TestClient:
@@ -56,7 +56,7 @@ async def test_fixture_deliveries_accepted(plain):
         assert resp.status == 200, await resp.text()
         assert (await resp.json())["alerts"] == len(delivery["alerts"])
     assert len(sink.calls) == 6
-    assert all(url == "http://vm:19093" for _, url in sink.calls)
+    assert all(url == "http://vm:19093" for _, url, _ in sink.calls)
     assert sink.calls[-1][0][0].status == "resolved"
 
 
@@ -221,3 +221,36 @@ def test_settings_checks():
     with pytest.raises(ConfigError):
         WebhookSettings(username="a", password="b", bearer_token_file="/x")
     assert "s3cret" not in repr(WebhookSettings(username="a", password="s3cret"))
+
+
+async def test_one_route_per_cluster():
+    sink = Sink()
+    app = web.Application()
+    WebhookReceiver(settings=WebhookSettings(), on_alerts=sink,
+                    clusters=("east", "west")).add_routes(app)
+    client = TestClient(TestServer(app, host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        resp = await client.post("/v1/alerts/west", json=body())
+        assert resp.status == 200
+        assert sink.calls[-1][2] == "west"
+        resp = await client.post("/v1/alerts/east", json=body())
+        assert resp.status == 200
+        assert sink.calls[-1][2] == "east"
+        # Which cluster a delivery belongs to cannot be guessed: refused, not misfiled.
+        resp = await client.post("/v1/alerts", json=body())
+        assert resp.status == 404
+        assert "post to /v1/alerts/<cluster>, one of east, west" in (await resp.json())["error"]
+        resp = await client.post("/v1/alerts/north", json=body())
+        assert resp.status == 404
+        assert "unknown Alertmanager cluster 'north'" in (await resp.json())["error"]
+        assert len(sink.calls) == 2
+    finally:
+        await client.close()
+
+
+async def test_the_only_cluster_answers_on_both_routes(plain):
+    client, sink = plain
+    assert (await client.post("/v1/alerts", json=body())).status == 200
+    assert (await client.post("/v1/alerts/default", json=body())).status == 200
+    assert [call[2] for call in sink.calls] == ["default", "default"]
