@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime
 import logging
 import textwrap
@@ -14,7 +15,8 @@ from daemon import telemetry
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import load_mapping, parse_mapping
 from daemon.pipeline.resolver import Resolution, ResolveRequest
-from daemon.pipeline.transformer import Transformer, _event_ids
+from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP
+from daemon.pipeline.transformer import _RESOURCE_KEYS, Transformer, _event_ids
 from tests.unit.pipeline.conftest import (
     NOW,
     SEED_MAPPING,
@@ -466,3 +468,116 @@ def test_from_conf(seed):
     assert run(transformer, make_transition(make_alert({"alertname": "X"}))) is None
     payload = run(transformer, make_transition(make_alert(LIBVIRT))).payload
     assert payload["source"]["relay"] == "relay-9"
+
+
+# ------------------------------------------------------------------ transform_sync
+
+def _expected_payload(transition, resource, event_id, host):
+    """The documented payload, built the plain way (the reference for the fast path)."""
+    alert = transition.alert
+
+    def iso(value):
+        return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
+    resolved = transition.kind == "resolved"
+    end = min(alert.ends_at or transition.observed_at, transition.observed_at)
+    raw = alert.labels.get("severity")
+    return {
+        "schema_version": "1.0", "event_id": event_id, "alarm_id": transition.alarm_id,
+        "fingerprint": alert.fingerprint, "sequence": transition.sequence,
+        "name": alert.labels.get("alertname", ""),
+        "status": "resolved" if resolved else "firing",
+        "reason": (transition.reason or "resolved") if resolved else None,
+        "severity": DEFAULT_SEVERITY_MAP.get(raw.strip().lower(), "unknown") if raw
+        else "unknown",
+        "severity_raw": raw, "starts_at": iso(alert.starts_at),
+        "ends_at": iso(end) if resolved else None, "observed_at": iso(transition.observed_at),
+        "labels": dict(alert.labels), "annotations": dict(alert.annotations),
+        "generator_url": alert.generator_url or None, "silenced_by": list(alert.silenced_by),
+        "inhibited_by": list(alert.inhibited_by),
+        "source": {"type": "alertmanager", "cluster": transition.cluster,
+                   "url": transition.source_url, "relay": host},
+        "resource": resource, "metrics": {},
+    }
+
+
+def _variety(seed_alerts):
+    """Transitions differing in every input the transformer caches by, interleaved."""
+    later = NOW + datetime.timedelta(seconds=15)
+    transitions = []
+    for i, alert in enumerate(seed_alerts):
+        for kind in ("firing", "updated", "resolved"):
+            for observed_at, cluster, url in ((NOW, "test", "http://127.0.0.1:9093"),
+                                              (later, "other", "http://127.0.0.2:9093"),
+                                              (NOW, "test", "http://127.0.0.3:9093")):
+                transitions.append(dataclasses.replace(
+                    make_transition(alert, kind, reason="expired" if i % 2 else None),
+                    observed_at=observed_at, cluster=cluster, source_url=url))
+    return transitions
+
+
+def test_transform_sync_gives_the_documented_payload_for_every_variety(seed):
+    alerts = api_alerts() + webhook_alerts() + [
+        make_alert({**LIBVIRT, "severity": "page"}, annotations={"a": "b"},
+                   silenced_by=("s1",), inhibited_by=("i1", "i2"), generator_url="http://g"),
+        make_alert({"alertname": "HighCpuOnVmAlert", "job": "libvirt"}),  # missing labels
+        make_alert({"alertname": "Unknown", "severity": "warning"}),  # unmatched
+        make_alert({**LIBVIRT, "severity": "Critical "}),
+    ]
+    transformer = Transformer(seed, host="relay-7")
+    for transition in _variety(alerts):
+        event = transformer.transform_sync(transition)
+        resource = event.payload["resource"]
+        found = seed.match(transition.alert.labels)
+        if found is None:
+            assert resource == {"type": None, "id": None, "properties": {}, "rule": None,
+                                "mapped": False, "missing_labels": [], "resolved": False,
+                                "unresolved_reason": "unmatched", "resolve_errors": []}
+        else:
+            assert resource == {
+                "type": found.rule.type, "id": found.properties.get("id"),
+                "properties": found.properties, "rule": found.rule.ref, "mapped": True,
+                "missing_labels": list(found.missing_labels), "resolved": False,
+                "unresolved_reason": "no resolver configured", "resolve_errors": []}
+        expected = _expected_payload(transition, resource, event.event_id, "relay-7")
+        assert event.payload == expected
+        assert list(event.payload) == list(expected)  # the documented key order
+        assert list(resource) == list(_RESOURCE_KEYS)
+        assert event.event_type == f"alarm.{transition.kind}"
+        assert (event.alarm_id, event.sequence) == (transition.alarm_id, transition.sequence)
+        assert_valid(event.payload)
+
+
+def test_transform_sync_is_what_transform_gives(seed):
+    sync, coroutine = Transformer(seed, host="h"), Transformer(seed, host="h")
+    for transition in _variety(api_alerts() + [make_alert({"alertname": "Unknown"})]):
+        one = sync.transform_sync(transition)
+        other = asyncio.run(coroutine.transform(transition))
+        assert one.event_id != other.event_id
+        assert (one.event_type, one.alarm_id, one.sequence) == (
+            other.event_type, other.alarm_id, other.sequence)
+        assert one.payload == {**other.payload, "event_id": one.event_id}
+
+
+def test_transform_sync_drops_like_transform(seed):
+    transformer = Transformer(seed, unmatched="drop")
+    alert = make_alert({"alertname": "Nope"})
+    assert transformer.transform_sync(make_transition(alert)) is None
+    assert transformer.transform_sync(make_transition(alert, "updated")) is None
+    assert transformer.transform_sync(make_transition(alert, "resolved")) is not None
+
+
+def test_transform_sync_refuses_resolvers(seed):
+    transformer = Transformer(seed, resolvers=[Recording()])
+    with pytest.raises(RuntimeError, match="resolvers"):
+        transformer.transform_sync(make_transition(make_alert(LIBVIRT)))
+
+
+def test_events_of_one_template_share_nothing_mutable_they_do_not_own(seed):
+    transformer = Transformer(seed)
+    first = transformer.transform_sync(make_transition(make_alert(LIBVIRT)))
+    second = transformer.transform_sync(make_transition(make_alert(LIBVIRT)))
+    assert first.payload is not second.payload
+    for key in ("resource", "metrics", "silenced_by", "inhibited_by"):
+        assert first.payload[key] is not second.payload[key], key
+    assert first.payload["resource"]["properties"] is not second.payload["resource"][
+        "properties"]
