@@ -328,7 +328,11 @@ class AlertmanagerPoller:
             except Exception:
                 LOG.exception("Handling the poll of Alertmanager cluster %s failed; "
                               "the next poll retries", self.cluster)
-            await self._sleep(stop, self.next_delay())
+            # The interval runs from the start of a cycle, as Prometheus's
+            # scrape_interval does: a slow cycle does not push every later one
+            # back, so an alert is seen within one interval plus one cycle.
+            elapsed = time.monotonic() - self._last_poll
+            await self._sleep(stop, max(0.0, self.next_delay() - elapsed))
             gap = self.settings.min_poll_gap - (time.monotonic() - self._last_poll)
             if gap > 0 and not stop.is_set():
                 await self._sleep(stop, gap, wake=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import itertools
 import json
 
 import pytest
@@ -20,7 +21,8 @@ from tests.unit.sources.conftest import load
 class FakeAM:
     def __init__(self, prefix: str = "") -> None:
         self.alerts = load("api_v2_alerts_firing.json")
-        self.script: list = []  # per request: int status, "hang", "garbage", or None
+        # per request: int status, float seconds of delay, "hang", "garbage", or None
+        self.script: list = []
         self.requests: list[web.Request] = []
         self.uptime = "2026-11-21T21:59:00.000Z"
         self.prefix = prefix
@@ -30,6 +32,9 @@ class FakeAM:
         step = self.script.pop(0) if self.script else None
         if step == "hang":
             await asyncio.sleep(30)
+        if isinstance(step, float):
+            await asyncio.sleep(step)
+            step = None
         if step == "garbage":
             return web.Response(body=b"[{", content_type="application/json")
         if step == "object":
@@ -226,6 +231,24 @@ async def test_run_survives_failing_on_result(fake):
     await asyncio.wait_for(task, 2)
     await poller.close()
     assert len(calls) >= 2
+
+
+async def test_interval_runs_from_the_start_of_each_cycle(fake):
+    # Each answer takes 0.4 s and the interval is 0.6 s: cycles start 0.6 s apart,
+    # not 1.0 s (interval after the end of the previous cycle).
+    fake.script = [0.4] * 20
+    poller, results = await make([fake.url], poll_interval=0.6, poll_jitter=0.0,
+                                 timeout=2.0, min_poll_gap=0.0)
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop))
+    await asyncio.sleep(3.2)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await poller.close()
+    starts = [r.started_at.timestamp() for r in results]
+    gaps = sorted(b - a for a, b in itertools.pairwise(starts))
+    assert len(gaps) >= 3, gaps
+    assert gaps[len(gaps) // 2] < 0.8, gaps
 
 
 def test_display_url_hides_credentials():
