@@ -321,8 +321,12 @@ class Dispatcher:
             while ready and len(job) < size:
                 alarm_id = ready.popleft()
                 lane = lanes[alarm_id]
-                take = min(len(lane), size - len(job))
-                job.extend(lane.popleft() for _ in range(take))
+                take = size - len(job)
+                if take >= len(lane):
+                    job.extend(lane)
+                    lane.clear()
+                else:
+                    job.extend(lane.popleft() for _ in range(take))
                 busy.add(alarm_id)
             self._queued -= len(job)
             fut = loop.run_in_executor(self._publish_executor, self._send_job, job)
@@ -353,15 +357,17 @@ class Dispatcher:
             sent, err = 0, fut.exception()
         else:
             sent, err = fut.result()
-        for alarm_id in {e.alarm_id for e in job}:
-            self._busy.discard(alarm_id)
+        alarms = dict.fromkeys(e.alarm_id for e in job)  # in job order
+        busy = self._busy
+        for alarm_id in alarms:
+            busy.discard(alarm_id)
         if sent:
-            self._on_success(job[:sent])
+            self._on_success(job if sent == len(job) else job[:sent])
         if err is not None:
             self._on_failure(job[sent:], err, epoch)
         # Alarms with events left go back in line.
         lanes, ready, held = self._lanes, self._ready, self._held
-        for alarm_id in dict.fromkeys(e.alarm_id for e in job):
+        for alarm_id in alarms:
             lane = lanes.get(alarm_id)
             if lane:
                 if alarm_id not in held and alarm_id not in ready:
@@ -396,13 +402,16 @@ class Dispatcher:
             self._to_ack_since = time.monotonic()
         self._to_ack.extend(e.event_id for e in sent)
         self._published += len(sent)
-        counters = self._counters
+        by_type: dict[str, int] = {}
         for event in sent:
-            counter = counters.get(event.event_type)
+            by_type[event.event_type] = by_type.get(event.event_type, 0) + 1
+        counters = self._counters
+        for event_type, count in by_type.items():
+            counter = counters.get(event_type)
             if counter is None:
-                counter = counters[event.event_type] = telemetry.EVENTS_PUBLISHED.labels(
-                    event_type=event.event_type)
-            counter.inc()
+                counter = counters[event_type] = telemetry.EVENTS_PUBLISHED.labels(
+                    event_type=event_type)
+            counter.inc(count)
         if LOG.isEnabledFor(log.DEBUG):
             for event in sent:
                 LOG.debug("event published: %s %s alarm %s sequence %d",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 
 import pytest
 
 from daemon import exception, telemetry
+from daemon.pipeline.event import AlarmEvent
 from daemon.publish.outbox import Outbox
 from tests.unit.publish.conftest import make_event
 
@@ -32,8 +34,57 @@ def test_put_then_pending_oldest_first(outbox):
 def test_payload_round_trips(outbox):
     event = make_event(labels={"x": "é"}, silenced_by=[], metrics={"cpu": 0.5})
     outbox.put([event])
-    (back,) = outbox.pending(1)
-    assert back == event and back.payload == event.payload
+    (cached,) = outbox.pending(1)   # the object put, from memory
+    (back,) = outbox.pending(1)     # read once already: decoded from the database
+    assert cached is event
+    assert back is not event and back == event and back.payload == event.payload
+
+
+def test_read_skips_decoding_events_put_by_this_process(tmp_path, monkeypatch):
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=100, cache_events=3) as box:
+        events = [make_event(str(i)) for i in range(5)]
+        box.put(events[:3])
+        box.put(events[3:])          # would exceed the cache: stored only
+        decoded = []
+        real_loads = json.loads
+        monkeypatch.setattr("daemon.publish.outbox.json.loads",
+                            lambda text: decoded.append(text) or real_loads(text))
+        got, _ = box.pending_after(0, 10)
+        assert got == events
+        assert [e is o for e, o in zip(got, events, strict=True)] == [True] * 3 + [False] * 2
+        assert len(decoded) == 2
+        box.ack(e.event_id for e in events)
+        box.put(events[3:])          # the cache was emptied by the read
+        assert [e is o for e, o in zip(box.pending(10), events[3:], strict=True)] == [True, True]
+
+
+def test_cache_skips_batches_with_duplicates_and_ack_and_close_empty_it(tmp_path):
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=100) as box:
+        first = make_event("a", 1)
+        box.put([first])
+        box.ack([first.event_id])
+        assert box.pending(10) == []
+        stored = make_event("b", 1)
+        box.put([stored])
+        box.pending(10)              # read: out of the cache
+        again = AlarmEvent(event_id=stored.event_id, event_type=stored.event_type,
+                           alarm_id="b", sequence=1, payload={"other": True})
+        fresh = make_event("c", 1)
+        box.put([again, fresh])      # the duplicate is ignored: nothing cached
+        got = box.pending(10)
+        assert got == [stored, fresh] and got[1] is not fresh
+        box.put([make_event("d", 1)])
+    assert box._cache == {}
+
+
+def test_no_cache(tmp_path):
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=10, cache_events=0) as box:
+        event = make_event()
+        box.put([event])
+        (back,) = box.pending(1)
+        assert back == event and back is not event
+    with pytest.raises(ValueError, match="cache_events"):
+        Outbox(str(tmp_path / "s.sqlite"), max_events=10, cache_events=-1)
 
 
 def test_ack_removes_only_given_ids(outbox):
