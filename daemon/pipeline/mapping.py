@@ -117,6 +117,10 @@ TRANSFORMS: Final[Mapping[str, Callable[[str], str]]] = {
 
 # --------------------------------------------------------------------------- model
 
+#: Regex results remembered per condition.
+_REGEX_CACHE_LIMIT: Final = 4096
+
+
 @dataclasses.dataclass(frozen=True, slots=True)
 class Condition:
     """One condition of a rule's ``key`` on one label.
@@ -134,6 +138,9 @@ class Condition:
     op: str
     value: str
     regex: re.Pattern[str] | None = dataclasses.field(default=None, compare=False)
+    #: regex results by label value (values repeat: alert names, jobs)
+    results: dict[str, bool] = dataclasses.field(default_factory=dict, compare=False,
+                                                 repr=False)
 
     def test(self, labels: Mapping[str, str]) -> bool:
         """Whether ``labels`` satisfy this condition.
@@ -146,10 +153,15 @@ class Condition:
             return actual == self.value
         if op == "!=":
             return actual != self.value
-        if op == "=~":
-            return self.regex.fullmatch(actual) is not None  # type: ignore[union-attr]
-        if op == "!~":
-            return self.regex.fullmatch(actual) is None  # type: ignore[union-attr]
+        if op == "=~" or op == "!~":
+            result = self.results.get(actual)
+            if result is None:
+                result = (self.regex.fullmatch(actual) is None) is (  # type: ignore[union-attr]
+                    op == "!~")
+                if len(self.results) >= _REGEX_CACHE_LIMIT:
+                    self.results.clear()
+                self.results[actual] = result
+            return result
         return (actual != "") is (self.value == "true")
 
 
@@ -410,8 +422,15 @@ class CompiledMapping:
                 if get(label) != value:
                     break
             else:
-                if rule.others and not all(c.test(labels) for c in rule.others):
-                    continue
+                others = rule.others
+                if others:
+                    failed = False
+                    for condition in others:
+                        if not condition.test(labels):
+                            failed = True
+                            break
+                    if failed:
+                        continue
                 if not rule.simple:
                     props, missing = _resource(rule.steps, get)
                     return rule, props, tuple(missing)

@@ -121,6 +121,24 @@ def test_absent_label_is_empty_for_negation_and_regex():
     assert mapping.match({"alertname": "A", "env": "prod"}).rule.index == 2
 
 
+def test_regex_results_are_remembered_and_stay_right(monkeypatch):
+    monkeypatch.setattr(mapping_mod, "_REGEX_CACHE_LIMIT", 3)
+    mapping = parse("""\
+        alerts:
+        - key: {job: {"=~": "node|ceph"}, instance: {"!~": "db-.*"}}
+          resource: {id: instance}
+        """)
+    match, differ = mapping.rules[0].key
+    values = ["node", "ceph", "nodes", "", "db-1", "web-1", "node", "db-1", "ceph"] * 3
+    for value in values:  # more values than the cache holds: it starts over, still right
+        labels = {"job": value, "instance": value}
+        assert match.test(labels) is (value in ("node", "ceph"))
+        assert differ.test(labels) is (not value.startswith("db-"))
+        assert (mapping.find(labels) is not None) is (value in ("node", "ceph"))
+    assert 0 < len(match.results) <= 3 and 0 < len(differ.results) <= 3
+    assert match == mapping_mod.Condition("job", "=~", "node|ceph")  # the cache is no part of it
+
+
 def test_empty_equality_matches_absent_label():
     mapping = parse("""
         alerts:
