@@ -461,8 +461,9 @@ class Relay:
             events = await asyncio.gather(
                 *(self._transformer.transform(t) for t in transitions))
         else:
-            # Nothing to wait for: no task per transition.
-            events = [await self._transformer.transform(t) for t in transitions]
+            # Nothing to wait for: no task, not even a coroutine, per transition.
+            transform = self._transformer.transform_sync
+            events = [transform(t) for t in transitions]
         return [event for event in events if event is not None]
 
     async def _rebuild_tracker(self, cluster: ClusterIntake) -> None:
