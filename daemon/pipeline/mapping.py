@@ -20,6 +20,7 @@ import ipaddress
 import os
 import re
 import stat
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
@@ -226,14 +227,20 @@ class Rule:
         def derive(name: str, value: object) -> None:
             object.__setattr__(self, name, value)
 
-        equals = tuple((c.label, c.value) for c in self.key if c.op == "=" and c.value != "")
+        # What the hot path reads is shared between rules when equal (interned
+        # strings, one tuple per distinct value): a thousand rules then touch a
+        # few hundred objects, not tens of thousands, and stay in the CPU cache.
+        equals = _shared(tuple((_intern(c.label), _intern(c.value)) for c in self.key
+                               if c.op == "=" and c.value != ""))
         simple = all(p.label is not None and not p.transforms and p.default is None
                      for p in self.properties)
+        derive("type", _intern(self.type))
         derive("equals", equals)
         derive("others", tuple(c for c in self.key if not (c.op == "=" and c.value != "")))
         derive("simple", simple)
-        derive("rest", tuple(pair for pair in equals if pair[0] != "alertname"))
-        derive("pairs", tuple((p.name, p.label) for p in self.properties) if simple else ())
+        derive("rest", _shared(tuple(pair for pair in equals if pair[0] != "alertname")))
+        derive("pairs", _shared(tuple(_shared((_intern(p.name), _intern(p.label)))
+                                      for p in self.properties)) if simple else ())
         derive("reference", self.name if self.name is not None else f"rule {self.index}")
         derive("steps", _steps(self.properties))
 
@@ -287,9 +294,26 @@ _CHAIN_CACHES: dict[tuple[str, ...], dict[str, str]] = {}
 
 
 def _steps(properties: tuple[PropertySpec, ...]) -> tuple[_Step, ...]:
-    return tuple((p.name, p.label, p.value, tuple(TRANSFORMS[t] for t in p.transforms),
-                  p.default, _CHAIN_CACHES.setdefault(p.transforms, {}))
+    return tuple((_intern(p.name), _intern(p.label), _intern(p.value),
+                  tuple(TRANSFORMS[t] for t in p.transforms), _intern(p.default),
+                  _CHAIN_CACHES.setdefault(p.transforms, {}))
                  for p in properties)
+
+
+#: Equal hot-path tuples of rules, one object each (see ``Rule.__post_init__``).
+_SHARED: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SHARED_LIMIT: Final = 65536
+
+
+def _shared(value: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The one tuple equal to ``value`` used by every rule (``value`` if new)."""
+    if len(_SHARED) >= _SHARED_LIMIT:
+        _SHARED.clear()
+    return _SHARED.setdefault(value, value)
+
+
+def _intern(value: str | None) -> str | None:
+    return None if value is None else sys.intern(value)
 
 
 def _resource(steps: tuple[_Step, ...],

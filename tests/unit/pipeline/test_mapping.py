@@ -139,6 +139,27 @@ def test_regex_results_are_remembered_and_stay_right(monkeypatch):
     assert match == mapping_mod.Condition("job", "=~", "node|ceph")  # the cache is no part of it
 
 
+def test_rules_share_what_the_hot_path_reads():
+    mapping = parse("""\
+        alerts:
+        - key: {alertname: A, job: libvirt}
+          type: instance
+          resource: {instance_name: domain, host_id: instance}
+        - key: {alertname: B, job: libvirt}
+          type: instance
+          resource: {instance_name: domain, host_id: instance}
+        - key: {alertname: C, job: node}
+          resource: {host: {label: instance, transform: strip_port}}
+        """)
+    a, b, c = mapping.rules
+    assert a.rest is b.rest and a.pairs is b.pairs and a.type is b.type
+    assert a.rest == (("job", "libvirt"),) and c.rest == (("job", "node"),)
+    assert c.steps[0][1] is a.pairs[1][1]  # "instance", interned
+    assert mapping.match({"alertname": "B", "job": "libvirt", "domain": "d",
+                          "instance": "h:1"}).properties == {"instance_name": "d",
+                                                             "host_id": "h:1"}
+
+
 def test_empty_equality_matches_absent_label():
     mapping = parse("""
         alerts:
