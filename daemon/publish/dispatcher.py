@@ -70,14 +70,14 @@ class Dispatcher:
                  threads: int,
                  window: int | None = None,
                  batch_size: int = 500,
-                 ack_batch: int = 200,
-                 ack_delay: float = 0.02,
+                 ack_batch: int = 500,
+                 ack_delay: float = 0.1,
                  backoff_initial: float = 0.5,
                  backoff_max: float = 30.0,
                  hold_seconds: float = 300.0,
                  poll_interval: float = 1.0,
                  summary_interval: float = 60.0,
-                 max_chunk: int = 32) -> None:
+                 max_chunk: int = 64) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self._outbox = outbox
@@ -86,7 +86,7 @@ class Dispatcher:
         self._publish_executor = publish_executor
         self._threads = threads
         self._batch_size = batch_size
-        self._window = window if window is not None else max(2000, 4 * batch_size)
+        self._window = window if window is not None else max(4000, 4 * batch_size)
         self._ack_batch = ack_batch
         self._ack_delay = ack_delay
         self._backoff_initial = backoff_initial
@@ -310,13 +310,15 @@ class Dispatcher:
         loop = self._loop
         assert loop is not None
         ready, lanes, busy = self._ready, self._lanes, self._busy
+        # Small jobs while the backlog is small (latency), up to max_chunk when
+        # it is large (per-job overhead on the loop, the wake-ups of this thread
+        # and of the publishing thread, is paid once). The backlog is shared out
+        # over all the threads, not only the free ones, so that the last jobs of
+        # a backlog end together.
+        size = 1 if probing else max(1, min(self._max_chunk, self._queued // limit))
         while ready and len(self._inflight) < limit:
             # A job is a run of events one thread sends one after the other: the
             # whole lane of an alarm (or as much as fits), then the next alarm's.
-            # Small jobs while the backlog is small (latency), up to max_chunk
-            # when it is large (per-job overhead on the loop is paid once).
-            free = limit - len(self._inflight)
-            size = 1 if probing else max(1, min(self._max_chunk, self._queued // free))
             job: list[AlarmEvent] = []
             while ready and len(job) < size:
                 alarm_id = ready.popleft()

@@ -356,3 +356,26 @@ async def test_counts_published_by_type(outbox, executors):
     await _put(executors, outbox, _incident(alarms=3, per_alarm=2))
     assert await _dispatcher(outbox, FakeNotifier(), executors).drain(5)
     assert counter._value.get() == before + 3
+
+
+async def test_a_backlog_is_shared_out_over_all_threads(outbox, executors, monkeypatch):
+    # 4 threads busy with 100 events when 100 more arrive: the first thread
+    # free takes a quarter of them, not 64 (the last jobs of a backlog end together).
+    await _put(executors, outbox, [make_event(f"alarm-{a}") for a in range(100)])
+    notifier = FakeNotifier(delay=0.002)
+    dispatcher = _dispatcher(outbox, notifier, executors, threads=4)
+    sizes = []
+    send_job = dispatcher._send_job
+    monkeypatch.setattr(dispatcher, "_send_job",
+                        lambda job: sizes.append(len(job)) or send_job(job))
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await _until(lambda: len(sizes) == 4)
+    await _put(executors, outbox, [make_event(f"alarm-{a}", 2) for a in range(100)])
+    dispatcher.wake()
+    await _until(lambda: len(notifier.sent) == 200)
+    stop.set()
+    await task
+    assert sizes[:4] == [25, 25, 25, 25]
+    assert max(sizes[4:]) <= 25
+    _assert_ordered(notifier.sent)
