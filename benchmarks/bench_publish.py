@@ -9,12 +9,18 @@ same oslo.messaging notification transport with the same number of threads:
   ``put_eps``), then the :class:`~daemon.publish.Dispatcher` drains it with
   ``threads`` publishing threads: read, send in order per alarm, acknowledge.
 
-Runs alternate (raw, outbox, raw, outbox, ...) so drift on the machine hits both;
-the best run of each is reported. Messages go to a unique exchange and topic on
-the broker, whose queue is deleted at the end.
+Runs alternate, raw first in odd rounds and outbox first in even ones, so drift on
+the machine hits both. Reported: the best run of each and their ratio (``ratio``),
+and the median of the ratios of the two runs of each round (``ratio_median``, the
+steadier figure on a busy machine). Also the CPU time this process spent per event
+in each path (``*_cpu_us_per_event``; the outbox figure counts the drain only, not
+the put) and how busy all the machine's cores were (``machine_busy``, 1.0 = every
+core): a confirmed publish costs CPU both here and in the broker, so on a small
+machine the rate is set by CPU, not by the confirm round trip. Messages go to a
+unique exchange and topic on the broker, whose queue is deleted at the end.
 
-    .venv/bin/python benchmarks/bench_publish.py [--url rabbit://...] [--events 20000]
-        [--threads 8] [--rounds 2] [--alarms 500]
+    .venv/bin/python benchmarks/bench_publish.py [--url rabbit://...] [--events 12000]
+        [--threads 8] [--rounds 4] [--alarms 500]
 
 The last line printed is one JSON object with the figures.
 """
@@ -26,6 +32,8 @@ import asyncio
 import concurrent.futures
 import json
 import os
+import resource
+import statistics
 import sys
 import tempfile
 import threading
@@ -52,6 +60,23 @@ def make_events(count: int, alarms: int) -> list:
     return events
 
 
+def cpu_seconds() -> float:
+    """CPU time of this process so far (all threads, user + system)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def machine_ticks() -> tuple[int, int] | None:
+    """(busy, total) clock ticks of all cores since boot; None where /proc is missing."""
+    try:
+        with open("/proc/stat", encoding="ascii") as f:
+            values = [int(v) for v in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
 def run_raw(notifier: Notifier, events: list, threads: int) -> float:
     """Confirmed publishes in ``threads`` threads; returns events per second."""
     it = iter(events)
@@ -75,8 +100,11 @@ def run_raw(notifier: Notifier, events: list, threads: int) -> float:
 
 
 def run_outbox(notifier: Notifier, events: list, threads: int,
-               workdir: str) -> tuple[float, float]:
-    """Fill a fresh outbox, then drain it; returns (drain events/s, put events/s)."""
+               workdir: str, cpu: list | None = None) -> tuple[float, float]:
+    """Fill a fresh outbox, then drain it; returns (drain events/s, put events/s).
+
+    :param cpu: if given, the CPU seconds of the drain are appended to it
+    """
     path = os.path.join(workdir, f"outbox-{uuid.uuid4().hex[:6]}.sqlite")
     outbox = Outbox(path, max_events=len(events) + 1)
     outbox.open()
@@ -96,7 +124,10 @@ def run_outbox(notifier: Notifier, events: list, threads: int,
                 assert await dispatcher.drain(600), "outbox not drained"
                 return time.perf_counter() - started
 
+            cpu_before = cpu_seconds()
             elapsed = asyncio.run(drain())
+            if cpu is not None:
+                cpu.append(cpu_seconds() - cpu_before)
         finally:
             pub.shutdown(wait=True)
             db.shutdown(wait=True)
@@ -116,15 +147,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", default="rabbit://guest:guest@127.0.0.1:5672/")
     parser.add_argument("--amqp-url", default="amqp://guest:guest@127.0.0.1:5672//",
                         help="kombu URL of the same broker, to delete the queue at the end")
-    parser.add_argument("--events", type=int, default=20000)
+    parser.add_argument("--events", type=int, default=12000)
     parser.add_argument("--threads", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--alarms", type=int, default=500)
     args = parser.parse_args(argv)
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     exchange, topic = f"{name}-x", f"{name}-alarms"
-    raw, drained, puts = [], [], []
+    raw, drained, puts, ratios = [], [], [], []
+    raw_cpu: list[float] = []
+    drain_cpu: list[float] = []
+    ticks_start = None
     with tempfile.TemporaryDirectory(prefix="bench-publish-") as workdir:
         conf = relay_config(Path(workdir), args.url, exchange=exchange, topic=topic,
                             publisher={"send_retry": 3})
@@ -133,18 +167,34 @@ def main(argv: list[str] | None = None) -> int:
         try:
             # Warm up: connections in the pool, exchange and queue declared.
             run_raw(notifier, make_events(args.threads * 50, args.alarms), args.threads)
+            ticks_start = machine_ticks()
             for round_no in range(args.rounds):
-                events = make_events(args.events, args.alarms)
-                raw.append(run_raw(notifier, events, args.threads))
-                events = make_events(args.events, args.alarms)
-                eps, put_eps = run_outbox(notifier, events, args.threads, workdir)
-                drained.append(eps)
-                puts.append(put_eps)
+                for path in ("raw", "outbox") if round_no % 2 == 0 else ("outbox", "raw"):
+                    events = make_events(args.events, args.alarms)
+                    if path == "raw":
+                        cpu_before = cpu_seconds()
+                        raw.append(run_raw(notifier, events, args.threads))
+                        raw_cpu.append(cpu_seconds() - cpu_before)
+                    else:
+                        eps, put_eps = run_outbox(notifier, events, args.threads, workdir,
+                                                  drain_cpu)
+                        drained.append(eps)
+                        puts.append(put_eps)
+                ratios.append(drained[-1] / raw[-1])
                 print(f"round {round_no + 1}: raw {raw[-1]:.0f}/s, outbox->broker "
-                      f"{drained[-1]:.0f}/s, outbox put {put_eps:.0f}/s", flush=True)
+                      f"{drained[-1]:.0f}/s ({ratios[-1]:.2f}x), outbox put "
+                      f"{puts[-1]:.0f}/s", flush=True)
+            ticks_end = machine_ticks()
         finally:
             notifier.close()
             delete_entities(args.amqp_url, exchanges=[exchange], queues=[f"{topic}.info"])
+    busy = None
+    if ticks_start and ticks_end and ticks_end[1] > ticks_start[1]:
+        busy = (ticks_end[0] - ticks_start[0]) / (ticks_end[1] - ticks_start[1])
+
+    def us_per_event(seconds: list[float]) -> float:
+        return round(statistics.median(seconds) / args.events * 1e6, 1)
+
     result = {
         "benchmark": "publish",
         "events": args.events,
@@ -154,9 +204,14 @@ def main(argv: list[str] | None = None) -> int:
         "raw_eps": round(max(raw)),
         "outbox_eps": round(max(drained)),
         "ratio": round(max(drained) / max(raw), 3),
+        "ratio_median": round(statistics.median(ratios), 3),
         "outbox_put_eps": round(max(puts)),
         "raw_eps_runs": [round(x) for x in raw],
         "outbox_eps_runs": [round(x) for x in drained],
+        "raw_cpu_us_per_event": us_per_event(raw_cpu),
+        "outbox_cpu_us_per_event": us_per_event(drain_cpu),
+        "cores": os.cpu_count(),
+        "machine_busy": None if busy is None else round(busy, 2),
     }
     print(json.dumps(result))
     return 0
