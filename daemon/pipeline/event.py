@@ -35,7 +35,9 @@ class AlarmEvent:
 
     :ivar event_type: ``alarm.firing``, ``alarm.updated`` or ``alarm.resolved``
     :ivar payload: the flat JSON object of docs/events.md (schema_version 1.0),
-        whose event_id, alarm_id and sequence equal the fields here
+        whose event_id, alarm_id and sequence equal the fields here; read-only
+        (the transformer shares ``labels`` and ``annotations`` with the alert
+        and ``source`` between events instead of copying them)
     """
 
     event_id: str

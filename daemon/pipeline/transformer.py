@@ -5,7 +5,8 @@ awaits are on the :class:`~daemon.pipeline.resolver.Resolver` protocol, each
 bounded by ``resolve_timeout``.  The alarm's identity (``alarm_id``,
 ``fingerprint``) always comes from the transition, i.e. from the alert's full
 label set, never from the resource: two alerts that map to the same resource
-stay two alarms.
+stay two alarms.  Without resolvers nothing is awaited: :meth:`Transformer.transform_sync`
+builds the same event as a plain call.
 
 The payload is documented in docs/events.md and described by the JSON Schema
 ``daemon/pipeline/schema.json``.
@@ -197,9 +198,9 @@ class Transformer:
 
         The event is the one ``await transform(transition)`` would give (same
         fields and values; only ``event_id`` differs, as between any two
-        events), without a coroutine per transition.  The payload shares the
-        alert's ``labels`` and ``annotations`` dicts: treat it as read-only,
-        like the alert.
+        events), without a coroutine per transition.  Like every payload, it
+        shares dicts with the alert (``labels``, ``annotations``) and with
+        other events (``source``): treat it as read-only.
 
         :param transition: the lifecycle's transition
         :returns: the event, or None when no rule matches, the policy is
