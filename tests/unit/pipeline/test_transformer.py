@@ -547,6 +547,22 @@ def test_transform_sync_gives_the_documented_payload_for_every_variety(seed):
         assert_valid(event.payload)
 
 
+def test_payload_with_resolvers_is_built_the_same_way(seed):
+    """transform_sync inlines what _event does for the resolver path: both stay alike."""
+    transformer = Transformer(seed, host="relay-7", resolvers=[Recording()])
+    alerts = api_alerts() + [make_alert({"alertname": "Unknown"}),
+                             make_alert(LIBVIRT, silenced_by=("s",), inhibited_by=("i",))]
+    for transition in _variety(alerts):
+        event = asyncio.run(transformer.transform(transition))
+        resource = event.payload["resource"]
+        assert resource["resolved"] is False
+        assert resource["unresolved_reason"] in ("unmatched", "no resolver could resolve it")
+        expected = _expected_payload(transition, resource, event.event_id, "relay-7")
+        assert event.payload == expected and list(event.payload) == list(expected)
+        assert event.event_type == f"alarm.{transition.kind}"
+        assert_valid(event.payload)
+
+
 def test_transform_sync_is_what_transform_gives(seed):
     sync, coroutine = Transformer(seed, host="h"), Transformer(seed, host="h")
     for transition in _variety(api_alerts() + [make_alert({"alertname": "Unknown"})]):
