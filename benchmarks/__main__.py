@@ -244,11 +244,18 @@ def rows_poll(f: dict, _all: dict) -> list[Row]:
 
 def rows_publish(f: dict, _all: dict) -> list[Row]:
     eps, raw = f.get("outbox_eps"), f.get("raw_eps")
-    ratio = f.get("ratio")
-    ok = None if eps is None or ratio is None else (ratio >= 0.8 and eps >= 2000)
-    return [("publish", f"outbox -> broker, {f.get('threads', '?')} threads (events/s)", _n(eps),
+    ratio, median = f.get("ratio"), f.get("ratio_median")
+    # Judged on the lower of the two ratios: best-of rates and per-round medians.
+    worst = min(r for r in (ratio, median) if r is not None) if ratio is not None else None
+    ok = None if eps is None or worst is None else (worst >= 0.8 and eps >= 2000)
+    rows = [("publish", f"outbox -> broker, {f.get('threads', '?')} threads (events/s)", _n(eps),
              f"raw confirmed publishes {_n(raw)}", _n(ratio, "{:.2f}x"),
              ">= 0.8x and >= 2,000/s", _met(ok))]
+    if median is not None:
+        rows.append(("publish", "  median of the per-round ratios", _n(median, "{:.2f}x"),
+                     "same round's raw rate", _n(median, "{:.2f}x"), ">= 0.8x",
+                     _met(median >= 0.8)))
+    return rows
 
 
 def rows_e2e(f: dict, _all: dict) -> list[Row]:
