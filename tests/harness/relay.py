@@ -7,6 +7,7 @@ the "ready" log line, and sends signals to the master by PID.
 
 from __future__ import annotations
 
+import atexit
 import configparser
 import contextlib
 import os
@@ -26,6 +27,17 @@ from typing import Any
 __all__ = ["RelayProcess", "relay_script", "write_config"]
 
 READY_LINE = "alarm-relay ready"
+
+# Every daemon started here, so none outlives the test run, whatever a test forgot.
+_started: list[subprocess.Popen] = []
+
+
+@atexit.register
+def _kill_leftovers() -> None:
+    for proc in _started:
+        if proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
 
 
 def relay_script(name: str = "alarm-relay") -> str:
@@ -107,6 +119,9 @@ class RelayProcess:
         write_config(self.config_path, self.config)
 
     def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> RelayProcess:
+        if self.proc is not None and self.proc.poll() is None:
+            # A second daemon would replace self.proc and the first would never be stopped.
+            raise RuntimeError(f"alarm-relay already running (pid {self.proc.pid})")
         self._log_handle = self.log_path.open("ab")
         inherited = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
         env = {**inherited, "PYTHONUNBUFFERED": "1", **self.env}
@@ -114,6 +129,7 @@ class RelayProcess:
             [relay_script(), "--config-file", str(self.config_path)],
             stdout=self._log_handle, stderr=subprocess.STDOUT, env=env,
             start_new_session=True)
+        _started.append(self.proc)
         if wait_ready:
             self.wait_for_log(READY_LINE, timeout=timeout)
         return self

@@ -130,7 +130,7 @@ def test_webhook_routes_per_cluster(tmp_path, alertmanager_factory, rabbit_url, 
                   "alertmanager:west": {"urls": west.url, "poll_interval": 2.0}})
     deliveries = (FIXTURES / "alertmanager" / "webhook_v4_deliveries.jsonl").read_text()
     body = json.loads(deliveries.splitlines()[0])
-    with relay.start():
+    with relay:
         status, answer = _post(f"{relay.url}/v1/alerts", body)
         assert status == 404
         assert "east, west" in answer["error"]
