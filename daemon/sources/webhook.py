@@ -207,12 +207,18 @@ class WebhookReceiver:
             else:
                 alerts, source = self._decode(body)
         except _BadRequest as bad:
+            rejected = bad
+        else:
+            rejected = None
+        if rejected is not None:
+            # Logged outside the except block: oslo.log would append the
+            # internal exception's text to the line, repeating the reason.
             LOG.warning("Webhook delivery from %s rejected (%d): %s", request.remote,
-                        bad.status, bad.error)
-            payload: dict[str, Any] = {"error": bad.error}
-            if bad.where:
-                payload["where"] = bad.where
-            return web.json_response(payload, status=bad.status)
+                        rejected.status, rejected.error)
+            payload: dict[str, Any] = {"error": rejected.error}
+            if rejected.where:
+                payload["where"] = rejected.where
+            return web.json_response(payload, status=rejected.status)
         source_url = source or f"webhook://{request.remote or 'unknown'}"
         try:
             await self._on_alerts(alerts, source_url, cluster)

@@ -140,3 +140,7 @@ def test_webhook_routes_per_cluster(tmp_path, alertmanager_factory, rabbit_url, 
         status, answer = _post(f"{relay.url}/v1/alerts/west", body)
         assert status == 200, answer
         assert relay.get("/healthz")[0] == 200
+        # One line per rejection, naming the reason once (no internal exception appended).
+        rejected = [line for line in relay.log().splitlines() if "rejected (404)" in line]
+        assert len(rejected) == 2
+        assert not any("_BadRequest" in line for line in rejected), rejected
