@@ -137,9 +137,8 @@ def clusters(conf: cfg.ConfigOpts) -> list[ClusterConf]:
     """The configured clusters, registering the named clusters' groups on first use.
 
     A named cluster's options default to the values ``[alertmanager]`` has
-    when this is first called, except ``urls``, which has no default: a
-    misspelt section name then fails start-up instead of polling the
-    default URL.
+    now, except ``urls``, which has no default: a misspelt section name then
+    fails start-up instead of polling the default URL.
 
     :raises ConfigError: on a bad or repeated cluster name
     """
@@ -158,7 +157,12 @@ def clusters(conf: cfg.ConfigOpts) -> list[ClusterConf]:
                               problem=f"{name!r} is listed twice")
         group = CLUSTER_GROUP_PREFIX + name
         if group not in conf:
-            conf.register_opts(_cluster_opts(base), group=group)
+            conf.register_opts(_cluster_opts(), group=group)
+        # Every call, not only at registration: after a reload (SIGHUP) the
+        # named clusters follow the new [alertmanager] values.
+        for opt in ALERTMANAGER_OPTS:
+            if opt.dest not in _NOT_PER_CLUSTER and opt.dest != "urls":
+                conf.set_default(opt.dest, getattr(base, opt.dest), group=group)
         result.append(ClusterConf(name, group, conf[group]))
     return result
 
@@ -170,13 +174,15 @@ def unlisted_cluster_groups(conf: cfg.ConfigOpts) -> list[str]:
                   if section.startswith(CLUSTER_GROUP_PREFIX) and section not in listed)
 
 
-def _cluster_opts(base: Any) -> list[cfg.Opt]:
+def _cluster_opts() -> list[cfg.Opt]:
     opts = []
     for opt in ALERTMANAGER_OPTS:
         if opt.dest in _NOT_PER_CLUSTER:
             continue
+        # A copy per ConfigOpts: set_default changes the Opt object itself.
         opt = copy.copy(opt)
-        opt.default = None if opt.dest == "urls" else getattr(base, opt.dest)
+        if opt.dest == "urls":
+            opt.default = None
         opts.append(opt)
     return opts
 

@@ -103,3 +103,25 @@ urls = http://other:9093,http://u:pw@am:9093/
     message = str(err.value)
     assert message == ("[alertmanager:west] urls: URL number 2 is also a replica of "
                        "[alertmanager:east]; an Alertmanager belongs to one cluster")
+
+
+def test_named_clusters_follow_a_reloaded_base_value(tmp_path):
+    conf = _conf(tmp_path, """
+[alertmanager]
+clusters = east
+poll_interval = 3
+[alertmanager:east]
+urls = http://e:9093
+""")
+    (east,) = alertmanager.clusters(conf)
+    assert east.options.poll_interval == 3.0
+    (tmp_path / "alarm-relay.conf").write_text("""
+[alertmanager]
+clusters = east
+poll_interval = 9
+[alertmanager:east]
+urls = http://e:9093
+""")
+    conf.mutate_config_files()  # what the master does on SIGHUP
+    (east,) = alertmanager.clusters(conf)
+    assert east.options.poll_interval == 9.0
