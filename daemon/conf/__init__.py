@@ -132,15 +132,17 @@ def _check_group_values(conf: cfg.ConfigOpts, name: str | None, group_opts: list
 
 def _check_url(group: str, option: str, url: str) -> None:
     parsed = urllib.parse.urlsplit(url)
+    # A URL may carry user:password@: the message shows it without.
+    shown = url.replace(parsed.netloc, parsed.netloc.rpartition("@")[2], 1)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
         raise exception.ConfigError(
             group=group, option=option,
-            problem=f"{url!r} is not an http(s) URL with a host")
+            problem=f"{shown!r} is not an http(s) URL with a host")
     try:
         parsed.port  # noqa: B018 - raises on a bad port
     except ValueError:
         raise exception.ConfigError(group=group, option=option,
-                                    problem=f"{url!r} has an invalid port") from None
+                                    problem=f"{shown!r} has an invalid port") from None
 
 
 def _check_readable(group: str, option: str, path: str | None) -> None:

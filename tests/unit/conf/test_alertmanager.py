@@ -125,3 +125,23 @@ urls = http://e:9093
     conf.mutate_config_files()  # what the master does on SIGHUP
     (east,) = alertmanager.clusters(conf)
     assert east.options.poll_interval == 9.0
+
+
+@pytest.mark.parametrize(("url", "problem"), [
+    ("http://relay:s3cret@am:99999", "'http://am:99999' has an invalid port"),
+    ("am.example.org:9093", "'am.example.org:9093' is not an http(s) URL with a host"),
+])
+def test_a_bad_url_is_named_without_its_password(tmp_path, url, problem):
+    conf = _conf(tmp_path, f"""
+[DEFAULT]
+state_dir = {tmp_path / "state"}
+[mapping]
+path = {MAPPING}
+[alertmanager]
+urls = {url}
+""")
+    relay_conf.set_defaults(conf)
+    with pytest.raises(exception.ConfigError) as err:
+        relay_conf.validate(conf)
+    assert str(err.value) == f"[alertmanager] urls: {problem}"
+    assert "s3cret" not in str(err.value)
