@@ -10,12 +10,10 @@ once the rule stops firing, alarm.resolved with the same alarm_id.
 from __future__ import annotations
 
 import re
-import time
-
-import pytest
 
 from tests.functional.conftest import FQDN
 from tests.harness.bus import Consumer, delete_entities
+from tests.harness.ports import wait_until
 from tests.harness.relay import RelayProcess
 from tests.harness.services import Aetos, Alertmanager, ScrapeTarget
 
@@ -51,19 +49,6 @@ def _metric(text: str, name: str, **labels: str) -> float:
     return total
 
 
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
-
-
-def _events(consumer: Consumer, event_type: str) -> list[dict]:
-    with consumer.collector.lock:
-        return [payload for _, etype, payload, _ in consumer.collector.received
-                if etype == event_type]
 
 
 def test_alert_rule_to_consumer_with_resolution_via_aetos(
@@ -88,6 +73,7 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
     prometheus.wait_for_series(f'demo_load{{fqdn="{FQDN}"}}')
     with Aetos(prometheus=prometheus) as aetos, \
             Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        events = consumer.collector.payloads
         relay.rewrite_config({
             "alertmanager": {"urls": [alertmanager.url]},
             "datasources": {"metrics": "aetos"},
@@ -100,10 +86,10 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert b'"alertmanager_answered": false' in body
 
             alertmanager.start()
-            _wait(lambda: relay.get("/readyz")[0] == 200, 30, "/readyz 200")
+            wait_until(lambda: relay.get("/readyz")[0] == 200, timeout=30, what="/readyz 200")
 
-            _wait(lambda: _events(consumer, "alarm.firing"), 60, "alarm.firing on the bus")
-            firing = _events(consumer, "alarm.firing")
+            wait_until(lambda: events("alarm.firing"), timeout=60, what="alarm.firing on the bus")
+            firing = events("alarm.firing")
             assert len(firing) == 1, firing
             event = firing[0]
             assert event["name"] == "HighDemoLoad"
@@ -121,8 +107,9 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert _metric(metrics, "alarm_relay_polls_total", outcome="success") >= 1
 
             node_exporter.set_metric("demo_load", 0)
-            _wait(lambda: _events(consumer, "alarm.resolved"), 90, "alarm.resolved on the bus")
-            resolved = _events(consumer, "alarm.resolved")
+            wait_until(lambda: events("alarm.resolved"), timeout=90,
+                       what="alarm.resolved on the bus")
+            resolved = events("alarm.resolved")
             assert len(resolved) == 1, resolved
             assert resolved[0]["alarm_id"] == event["alarm_id"]
             assert resolved[0]["status"] == "resolved"
@@ -134,8 +121,9 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert _metric(metrics, "alarm_relay_events_published_total",
                            event_type="alarm.resolved") >= 1
             # The gauge is refreshed periodically: the outbox drains to empty.
-            _wait(lambda: _metric(relay.get("/metrics")[1].decode(),
-                                  "alarm_relay_outbox_depth") == 0, 15, "outbox depth 0")
+            wait_until(lambda: _metric(relay.get("/metrics")[1].decode(),
+                                       "alarm_relay_outbox_depth") == 0,
+                       timeout=15, what="outbox depth 0")
             assert relay.stop() == 0
             assert not re.search(r"Traceback", relay.log())
         finally:

@@ -39,6 +39,11 @@ class Collector:
         with self.lock:
             return [p["event_id"] for _, _, p, _ in self.received]
 
+    def payloads(self, event_type: str) -> list[dict]:
+        """The payloads received so far of one event type, in order."""
+        with self.lock:
+            return [p for _, etype, p, _ in self.received if etype == event_type]
+
 
 class Consumer:
     """A notification listener on ``topic`` of ``exchange`` (``amqp_durable_queues = True``,

@@ -15,9 +15,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-import pytest
-
 from tests.harness.bus import Consumer
+from tests.harness.ports import wait_until
 from tests.harness.relay import RelayProcess
 from tests.harness.services import make_alert
 
@@ -26,19 +25,6 @@ if not FIXTURES.is_dir():  # pragma: no cover
     FIXTURES = Path(__file__).resolve().parents[3] / "fixtures"
 
 
-def _events(consumer: Consumer, event_type: str) -> list[dict]:
-    with consumer.collector.lock:
-        return [payload for _, etype, payload, _ in consumer.collector.received
-                if etype == event_type]
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def _post(url: str, body: dict) -> tuple[int, dict]:
@@ -71,6 +57,7 @@ def test_two_clusters_tracked_apart(tmp_path, alertmanager_factory, rabbit_url, 
                       starts_at=starts)
 
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        events = consumer.collector.payloads
         relay.start()
         try:
             relay.wait_for_log("cluster east at", timeout=5)
@@ -81,8 +68,8 @@ def test_two_clusters_tracked_apart(tmp_path, alertmanager_factory, rabbit_url, 
             # The same alert (same labels, same startsAt) in both clusters is two alarms.
             east.post_alerts([same])
             west.post_alerts([same])
-            _wait(lambda: len(_events(consumer, "alarm.firing")) == 2, 30, "2 alarm.firing")
-            firing = {e["source"]["cluster"]: e for e in _events(consumer, "alarm.firing")}
+            wait_until(lambda: len(events("alarm.firing")) == 2, timeout=30, what="2 alarm.firing")
+            firing = {e["source"]["cluster"]: e for e in events("alarm.firing")}
             assert set(firing) == {"east", "west"}
             assert firing["east"]["alarm_id"] != firing["west"]["alarm_id"]
             assert firing["east"]["source"]["url"] == east.url.rstrip("/")
@@ -94,25 +81,26 @@ def test_two_clusters_tracked_apart(tmp_path, alertmanager_factory, rabbit_url, 
             west.kill()
             east.post_alerts([make_alert("HighInodeUsage", {"instance": "h1:9100"},
                                          starts_at=starts)])
-            _wait(lambda: any(e["name"] == "HighInodeUsage"
-                              for e in _events(consumer, "alarm.firing")), 15,
-                  "east's new alert while west is down")
+            wait_until(lambda: any(e["name"] == "HighInodeUsage"
+                                   for e in events("alarm.firing")),
+                       timeout=15, what="east's new alert while west is down")
             east.post_alerts([dict(same, endsAt=(dt.datetime.now(dt.UTC)).strftime(
                 "%Y-%m-%dT%H:%M:%S.%fZ"))])
-            _wait(lambda: _events(consumer, "alarm.resolved"), 15, "east's resolve")
+            wait_until(lambda: events("alarm.resolved"), timeout=15, what="east's resolve")
             time.sleep(4)
-            resolved = _events(consumer, "alarm.resolved")
+            resolved = events("alarm.resolved")
             assert [e["alarm_id"] for e in resolved] == [firing["east"]["alarm_id"]]
             assert resolved[0]["source"]["cluster"] == "east"
 
             # west comes back empty: after the grace period its alarm resolves,
             # as its own alarm, with the reason `disappeared`.
             west.start()
-            _wait(lambda: len(_events(consumer, "alarm.resolved")) == 2, 30, "west's resolve")
-            last = _events(consumer, "alarm.resolved")[-1]
+            wait_until(lambda: len(events("alarm.resolved")) == 2,
+                       timeout=30, what="west's resolve")
+            last = events("alarm.resolved")[-1]
             assert (last["alarm_id"], last["source"]["cluster"], last["reason"]) == (
                 firing["west"]["alarm_id"], "west", "disappeared")
-            assert len(_events(consumer, "alarm.firing")) == 3
+            assert len(events("alarm.firing")) == 3
         finally:
             relay.stop()
 

@@ -9,9 +9,8 @@ import json
 import time
 from pathlib import Path
 
-import pytest
-
 from tests.harness.bus import Consumer
+from tests.harness.ports import wait_until
 from tests.harness.relay import RelayProcess
 
 FIXTURES = Path("/work/shared/fixtures")
@@ -23,19 +22,6 @@ def _iso(value: dt.datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def _events(consumer: Consumer, event_type: str) -> list[dict]:
-    with consumer.collector.lock:
-        return [payload for _, etype, payload, _ in consumer.collector.received
-                if etype == event_type]
-
-
-def _wait(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    pytest.fail(f"timed out after {timeout}s waiting for {what}")
 
 
 def test_sigkill_mid_incident(tmp_path, alertmanager, rabbit_url, unique_name):
@@ -53,12 +39,13 @@ def test_sigkill_mid_incident(tmp_path, alertmanager, rabbit_url, unique_name):
                   "alertmanager": {"poll_interval": 1.0},
                   "lifecycle": {"resolve_grace_period": 3.0}})
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        events = consumer.collector.payloads
         relay.start()
         try:
             alertmanager.post_alerts(alerts)
-            _wait(lambda: len({e["alarm_id"] for e in _events(consumer, "alarm.firing")}) == 4,
-                  30, "4 alarm.firing")
-            ids = {e["name"]: e["alarm_id"] for e in _events(consumer, "alarm.firing")}
+            wait_until(lambda: len({e["alarm_id"] for e in events("alarm.firing")}) == 4,
+                       timeout=30, what="4 alarm.firing")
+            ids = {e["name"]: e["alarm_id"] for e in events("alarm.firing")}
             time.sleep(1.5)  # let the broker confirm and the outbox drain
 
             relay.kill()
@@ -68,12 +55,12 @@ def test_sigkill_mid_incident(tmp_path, alertmanager, rabbit_url, unique_name):
             time.sleep(2)
             relay.start()
 
-            _wait(lambda: _events(consumer, "alarm.resolved"), 30, "alarm.resolved")
+            wait_until(lambda: events("alarm.resolved"), timeout=30, what="alarm.resolved")
             time.sleep(4)  # a few more polls: nothing else may come
-            resolved = _events(consumer, "alarm.resolved")
+            resolved = events("alarm.resolved")
             assert {(e["name"], e["alarm_id"], e["reason"]) for e in resolved} == {
                 ("HighInodeUsage", ids["HighInodeUsage"], "disappeared")}
-            firing = _events(consumer, "alarm.firing")
+            firing = events("alarm.firing")
             # Redelivery of an unconfirmed event is allowed (same event_id); a new
             # announcement (another alarm_id or event) is not.
             assert {e["alarm_id"] for e in firing} == set(ids.values())
