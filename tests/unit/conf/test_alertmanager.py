@@ -23,6 +23,21 @@ def _conf(tmp_path, text: str) -> cfg.ConfigOpts:
     return conf
 
 
+def _validation_error(tmp_path, alertmanager_sections: str) -> str:
+    """The ConfigError validate() raises for a config with these Alertmanager sections."""
+    conf = _conf(tmp_path, f"""
+[DEFAULT]
+state_dir = {tmp_path / "state"}
+[mapping]
+path = {MAPPING}
+{alertmanager_sections}
+""")
+    relay_conf.set_defaults(conf)
+    with pytest.raises(exception.ConfigError) as err:
+        relay_conf.validate(conf)
+    return str(err.value)
+
+
 def test_one_cluster_by_default(tmp_path):
     conf = _conf(tmp_path, "[alertmanager]\nurls = http://a:9093\ncluster_name = prod\n")
     (cluster,) = alertmanager.clusters(conf)
@@ -85,11 +100,7 @@ urls = http://o:9093
 
 
 def test_validate_refuses_an_alertmanager_in_two_clusters(tmp_path):
-    conf = _conf(tmp_path, f"""
-[DEFAULT]
-state_dir = {tmp_path / "state"}
-[mapping]
-path = {MAPPING}
+    message = _validation_error(tmp_path, """
 [alertmanager]
 clusters = east, west
 [alertmanager:east]
@@ -97,10 +108,6 @@ urls = http://u:pw@am:9093
 [alertmanager:west]
 urls = http://other:9093,http://u:pw@am:9093/
 """)
-    relay_conf.set_defaults(conf)
-    with pytest.raises(exception.ConfigError) as err:
-        relay_conf.validate(conf)
-    message = str(err.value)
     assert message == ("[alertmanager:west] urls: URL number 2 is also a replica of "
                        "[alertmanager:east]; an Alertmanager belongs to one cluster")
 
@@ -132,16 +139,6 @@ urls = http://e:9093
     ("am.example.org:9093", "'am.example.org:9093' is not an http(s) URL with a host"),
 ])
 def test_a_bad_url_is_named_without_its_password(tmp_path, url, problem):
-    conf = _conf(tmp_path, f"""
-[DEFAULT]
-state_dir = {tmp_path / "state"}
-[mapping]
-path = {MAPPING}
-[alertmanager]
-urls = {url}
-""")
-    relay_conf.set_defaults(conf)
-    with pytest.raises(exception.ConfigError) as err:
-        relay_conf.validate(conf)
-    assert str(err.value) == f"[alertmanager] urls: {problem}"
-    assert "s3cret" not in str(err.value)
+    message = _validation_error(tmp_path, f"[alertmanager]\nurls = {url}\n")
+    assert message == f"[alertmanager] urls: {problem}"
+    assert "s3cret" not in message
