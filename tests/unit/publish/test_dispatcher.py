@@ -107,6 +107,18 @@ def _assert_ordered(sent):
         last[event.alarm_id] = event.sequence
 
 
+async def _send_all(dispatcher, notifier, events):
+    """Run the dispatcher until every event is sent; check none is missing or out of order."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await _until(lambda: len(notifier.sent) == len(events))
+    stop.set()
+    await task
+    assert sorted(e.event_id for e in notifier.sent) == sorted(e.event_id for e in events)
+    _assert_ordered(notifier.sent)
+    assert not notifier.violations
+
+
 async def _depth(executors, outbox):
     return await asyncio.get_running_loop().run_in_executor(executors[0], outbox.depth)
 
@@ -116,14 +128,7 @@ async def test_sends_everything_in_order_per_alarm(outbox, executors):
     await _put(executors, outbox, events)
     notifier = FakeNotifier(delay=0.001, jitter=0.003)
     dispatcher = _dispatcher(outbox, notifier, executors, window=50, batch_size=20)
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop))
-    await _until(lambda: len(notifier.sent) == len(events))
-    stop.set()
-    await task
-    assert sorted(e.event_id for e in notifier.sent) == sorted(e.event_id for e in events)
-    _assert_ordered(notifier.sent)
-    assert not notifier.violations
+    await _send_all(dispatcher, notifier, events)
     assert notifier.max_parallel > 1          # different alarms in parallel
     assert await _depth(executors, outbox) == 0
     assert telemetry.OUTBOX_DEPTH._value.get() == 0
@@ -174,14 +179,7 @@ async def test_recoverable_failures_are_retried_never_dropped(outbox, executors)
                                   if n <= 40 or n % 7 == 0 else None)
     before = telemetry.PUBLISH_FAILURES.labels(recoverable="true")._value.get()
     dispatcher = _dispatcher(outbox, notifier, executors)
-    stop = asyncio.Event()
-    task = asyncio.create_task(dispatcher.run(stop))
-    await _until(lambda: len(notifier.sent) == len(events))
-    stop.set()
-    await task
-    assert sorted(e.event_id for e in notifier.sent) == sorted(e.event_id for e in events)
-    _assert_ordered(notifier.sent)
-    assert not notifier.violations
+    await _send_all(dispatcher, notifier, events)
     failures = telemetry.PUBLISH_FAILURES.labels(recoverable="true")._value.get() - before
     assert failures == notifier.attempts - len(events) >= 40
     assert await _depth(executors, outbox) == 0
