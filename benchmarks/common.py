@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 
 import daemon  # noqa: E402,F401 - selects the oslo.service threading backend first
 from tests.harness import bus  # noqa: E402
+from tests.harness.relay import metric_sum  # noqa: E402,F401 - used by the benchmarks
 
 #: The seed's mapping, plus a catch-all for the benchmark's own alert names.
 MAPPING = """\
@@ -128,17 +129,6 @@ def relay_worker_rss(master_pid: int) -> int:
 def scrape(url: str, timeout: float = 5.0) -> str:
     with urllib.request.urlopen(url.rstrip("/") + "/metrics", timeout=timeout) as resp:
         return resp.read().decode()
-
-
-def metric_sum(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not (line.startswith(name + "{") or line.startswith(name + " ")):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
 
 
 # -- alerts -------------------------------------------------------------------

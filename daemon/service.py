@@ -278,7 +278,10 @@ class Relay:
             self._accepting = True
             tasks = [
                 asyncio.create_task(self._dispatcher.run(self._stop), name="dispatcher"),
-                *(asyncio.create_task(c.poller.run(self._stop), name=f"poller-{c.name}")
+                *(asyncio.create_task(
+                    c.poller.run(self._stop, backlog=self._publish_backlog,
+                                 backlog_max_wait=conf.publisher.pause_polls_max),
+                    name=f"poller-{c.name}")
                   for c in self._clusters.values()),
                 asyncio.create_task(self._expire_loop(), name="expiry"),
                 asyncio.create_task(self._outbox_gauges_loop(), name="outbox-gauges"),
@@ -390,6 +393,14 @@ class Relay:
             # Nothing is lost: the alerts are still in Alertmanager and the
             # next poll sees them again.
             LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
+
+    def _publish_backlog(self) -> str | None:
+        """Why polls should wait: more than ``pause_polls_above`` events unsent."""
+        limit = self.conf.publisher.pause_polls_above
+        depth = self._dispatcher.depth
+        if not limit or depth is None or depth <= limit:
+            return None
+        return f"{depth} events wait in the outbox ([publisher] pause_polls_above {limit})"
 
     async def _on_webhook(self, alerts: list[Alert], source_url: str, cluster: str) -> None:
         if not self._accepting:

@@ -18,6 +18,7 @@ __all__ = [
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
     "POLL_DURATION",
+    "POLL_WAIT",
     "POLLS",
     "PUBLISH_FAILURES",
     "REGISTRY",
@@ -36,6 +37,10 @@ POLL_DURATION = Histogram(
     "alarm_relay_poll_duration_seconds", "Duration of one poll of one replica.",
     ["url"], registry=REGISTRY,
     buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10))
+POLL_WAIT = Counter(
+    "alarm_relay_poll_wait_seconds_total",
+    "Time polls waited for the outbox backlog to shrink ([publisher] pause_polls_above).",
+    ["cluster"], registry=REGISTRY)
 ALERTS_INVALID = Counter(
     "alarm_relay_alerts_invalid_total", "Alerts rejected as invalid, by stage.",
     ["stage"], registry=REGISTRY)

@@ -22,6 +22,26 @@ PUBLISHER_OPTS = [
              "stops taking new transitions (it never drops events) until the "
              "broker drains it."),
     cfg.IntOpt(
+        "pause_polls_above",
+        default=10000,
+        min=0,
+        mutable=True,
+        help="While more events than this wait in the outbox, polls of "
+             "Alertmanager wait too (at most pause_polls_max seconds): what "
+             "they find would only queue behind the backlog, and each poll "
+             "of a large Alertmanager costs both sides CPU the publishing "
+             "needs. The first poll and webhook deliveries never wait. "
+             "0: polls never wait."),
+    cfg.FloatOpt(
+        "pause_polls_max",
+        default=60.0,
+        min=0,
+        mutable=True,
+        help="Longest time one poll waits for the outbox backlog "
+             "(pause_polls_above) to shrink; it is then made anyway, so a "
+             "broker outage slows polling to one poll per this many seconds "
+             "but never stops it."),
+    cfg.IntOpt(
         "publish_threads",
         default=8,
         min=1,

@@ -133,6 +133,11 @@ class Dispatcher:
 
     # -- public -----------------------------------------------------------
 
+    @property
+    def depth(self) -> int | None:
+        """Events in the outbox at the last read or acknowledgement (None before any)."""
+        return self._depth
+
     def wake(self) -> None:
         """Tell the dispatcher new events were put; safe from any thread."""
         self._wake_gen += 1

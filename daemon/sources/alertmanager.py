@@ -214,6 +214,7 @@ class AlertmanagerPoller:
         self._up: dict[str, bool] = {}
         self._wake: asyncio.Event | None = None
         self._last_poll = 0.0
+        self._waiting_since: float | None = None  # polls wait for the outbox backlog
         self._params = self._query_params()
 
     @classmethod
@@ -308,17 +309,29 @@ class AlertmanagerPoller:
         s = self.settings
         return s.poll_interval * (1.0 + random.uniform(-s.poll_jitter, s.poll_jitter))
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, *,
+                  backlog: Callable[[], str | None] | None = None,
+                  backlog_max_wait: float = 0.0) -> None:
         """Poll until ``stop`` is set; each result goes to ``on_result``.
 
         A failing ``on_result`` is logged; the next cycle brings the same
         alerts again, so nothing is lost.
 
         :param stop: set to end the loop
+        :param backlog: asked before every cycle but the first: while it
+            returns a reason (the relay is behind with publishing), the cycle
+            waits, checked every second, at most ``backlog_max_wait`` seconds
+        :param backlog_max_wait: longest wait of one cycle for ``backlog``
         """
         await self.start()
         assert self._wake is not None
+        first = True
         while not stop.is_set():
+            if not first and backlog is not None and backlog_max_wait > 0:
+                await self._wait_for_backlog(stop, backlog, backlog_max_wait)
+                if stop.is_set():
+                    break
+            first = False
             self._wake.clear()
             result = await self.poll_once()
             try:
@@ -336,6 +349,41 @@ class AlertmanagerPoller:
             gap = self.settings.min_poll_gap - (time.monotonic() - self._last_poll)
             if gap > 0 and not stop.is_set():
                 await self._sleep(stop, gap, wake=False)
+
+    async def _wait_for_backlog(self, stop: asyncio.Event, backlog: Callable[[], str | None],
+                                max_wait: float) -> None:
+        """Wait while ``backlog()`` gives a reason, at most ``max_wait`` seconds.
+
+        Logged once when polls start waiting and once when the backlog is
+        gone, not at every cycle of a long broker outage.
+        """
+        reason = backlog()
+        if reason is None:
+            self._resume_after_backlog()
+            return
+        started = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = started
+            LOG.info("Polls of Alertmanager cluster %s wait while %s (each one up "
+                     "to %.0f s)", self.cluster, reason, max_wait)
+        step = min(1.0, self.settings.poll_interval)
+        while reason is not None and not stop.is_set():
+            left = max_wait - (time.monotonic() - started)
+            if left <= 0:
+                break
+            await self._sleep(stop, min(step, left), wake=False)
+            reason = backlog()
+        telemetry.POLL_WAIT.labels(cluster=self.cluster).inc(time.monotonic() - started)
+        if reason is None:
+            self._resume_after_backlog()
+
+    def _resume_after_backlog(self) -> None:
+        if self._waiting_since is None:
+            return
+        LOG.info("Polls of Alertmanager cluster %s are back to every %.1f s "
+                 "(they waited for the outbox backlog for %.0f s)", self.cluster,
+                 self.settings.poll_interval, time.monotonic() - self._waiting_since)
+        self._waiting_since = None
 
     async def _sleep(self, stop: asyncio.Event, delay: float, wake: bool = True) -> None:
         assert self._wake is not None

@@ -14,7 +14,7 @@ import re
 from tests.functional.conftest import FQDN
 from tests.harness.bus import Consumer, delete_entities
 from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess
+from tests.harness.relay import RelayProcess, metric_sum
 from tests.harness.services import Aetos, Alertmanager, ScrapeTarget
 
 RULES = {"groups": [{"name": "demo", "rules": [{
@@ -36,19 +36,6 @@ alerts:
     metrics:
       load: 'demo_load{instance="{instance}"}'
 """
-
-
-def _metric(text: str, name: str, **labels: str) -> float:
-    """Sum of the samples of ``name`` whose labels include ``labels``."""
-    total = 0.0
-    for line in text.splitlines():
-        if not line.startswith(name + "{") and not line.startswith(name + " "):
-            continue
-        if all(f'{k}="{v}"' in line for k, v in labels.items()):
-            total += float(line.rsplit(" ", 1)[1])
-    return total
-
-
 
 
 def test_alert_rule_to_consumer_with_resolution_via_aetos(
@@ -101,10 +88,10 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert event["metrics"]["load"] == 10.0, event["metrics"]
 
             metrics = relay.get("/metrics")[1].decode()
-            assert _metric(metrics, "alarm_relay_transitions_total", kind="firing") >= 1
-            assert _metric(metrics, "alarm_relay_events_published_total",
-                           event_type="alarm.firing") >= 1
-            assert _metric(metrics, "alarm_relay_polls_total", outcome="success") >= 1
+            assert metric_sum(metrics, "alarm_relay_transitions_total", kind="firing") >= 1
+            assert metric_sum(metrics, "alarm_relay_events_published_total",
+                              event_type="alarm.firing") >= 1
+            assert metric_sum(metrics, "alarm_relay_polls_total", outcome="success") >= 1
 
             node_exporter.set_metric("demo_load", 0)
             wait_until(lambda: events("alarm.resolved"), timeout=90,
@@ -117,12 +104,12 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert resolved[0]["sequence"] > event["sequence"]
 
             metrics = relay.get("/metrics")[1].decode()
-            assert _metric(metrics, "alarm_relay_transitions_total", kind="resolved") >= 1
-            assert _metric(metrics, "alarm_relay_events_published_total",
-                           event_type="alarm.resolved") >= 1
+            assert metric_sum(metrics, "alarm_relay_transitions_total", kind="resolved") >= 1
+            assert metric_sum(metrics, "alarm_relay_events_published_total",
+                              event_type="alarm.resolved") >= 1
             # The gauge is refreshed periodically: the outbox drains to empty.
-            wait_until(lambda: _metric(relay.get("/metrics")[1].decode(),
-                                       "alarm_relay_outbox_depth") == 0,
+            wait_until(lambda: metric_sum(relay.get("/metrics")[1].decode(),
+                                          "alarm_relay_outbox_depth") == 0,
                        timeout=15, what="outbox depth 0")
             assert relay.stop() == 0
             assert not re.search(r"Traceback", relay.log())

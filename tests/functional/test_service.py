@@ -10,10 +10,13 @@ import pathlib
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
-from tests.harness.relay import RelayProcess, relay_script, write_config
+from tests.harness.ports import wait_until
+from tests.harness.relay import RelayProcess, free_port, relay_script, write_config
+from tests.harness.services import make_alert
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEED_MAPPING = ROOT.parent / "shared" / "fixtures" / "mapping" / "seed-mapping.yaml"
@@ -173,3 +176,29 @@ def test_valid_mapping_change_takes_effect_on_sighup(relay, mapping_file):
     relay.wait_for_log("with 5 rules")
     assert "Mapping reload rejected" not in relay.log()
     assert relay.stop() == 0
+
+
+def test_polls_wait_while_the_outbox_has_a_backlog(tmp_path, mapping_file, alertmanager):
+    """A backlog the broker cannot take slows polling down, to one poll per pause_polls_max."""
+    alertmanager.post_alerts([make_alert(f"Backlog{i}", {"instance": f"host{i}"})
+                              for i in range(3)])
+    # Nothing listens on the broker's port: the 3 events stay in the outbox.
+    broker_down = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
+    with RelayProcess(mapping_path=mapping_file, transport_url=broker_down,
+                      alertmanager_urls=[alertmanager.url], workdir=tmp_path / "relay",
+                      sections={"alertmanager": {"poll_interval": 0.5, "min_poll_gap": 0.5},
+                                "publisher": {"pause_polls_above": 1,
+                                              "pause_polls_max": 5}}) as relay:
+        relay.wait_for_log("Polls of Alertmanager cluster default wait while 3 events "
+                           "wait in the outbox ([publisher] pause_polls_above 1)")
+        polls = relay.metric("alarm_relay_polls_total", outcome="success")
+        # Without the wait this is 4-5 polls.
+        time.sleep(2.5)
+        assert relay.metric("alarm_relay_polls_total", outcome="success") == polls
+        # Bounded: once pause_polls_max passed, the poll is made anyway.
+        wait_until(lambda: relay.metric("alarm_relay_polls_total", outcome="success") > polls,
+                   timeout=10, what="a poll after pause_polls_max")
+        assert relay.metric("alarm_relay_poll_wait_seconds_total", cluster="default") >= 4
+        assert relay.metric("alarm_relay_outbox_depth") == 3
+        assert relay.get("/readyz")[0] == 200
+        assert relay.log().count("wait while") == 1

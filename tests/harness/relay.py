@@ -57,6 +57,17 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def metric_sum(text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of ``name`` in a /metrics text whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        if not (line.startswith(name + "{") or line.startswith(name + " ")):
+            continue
+        if all(f'{k}="{v}"' in line for k, v in labels.items()):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
 def write_config(path: pathlib.Path, sections: Mapping[str, Mapping[str, Any]]) -> pathlib.Path:
     """Write an oslo.config INI file; list values are joined with commas."""
     parser = configparser.ConfigParser(interpolation=None)
@@ -156,6 +167,12 @@ class RelayProcess:
                 return response.status, response.read()
         except urllib.error.HTTPError as err:
             return err.code, err.read()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` on /metrics whose labels include ``labels``."""
+        status, body = self.get("/metrics")
+        assert status == 200, status
+        return metric_sum(body.decode(), name, **labels)
 
     def signal(self, signum: int) -> None:
         assert self.proc is not None

@@ -251,6 +251,55 @@ async def test_interval_runs_from_the_start_of_each_cycle(fake):
     assert gaps[len(gaps) // 2] < 0.8, gaps
 
 
+async def run_for(poller, seconds: float, **run_kwargs) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop, **run_kwargs))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await poller.close()
+
+
+async def test_polls_wait_while_the_publisher_has_a_backlog(fake, caplog):
+    # A 0.1 s interval makes about 15 polls in 1.5 s; with a backlog only the
+    # first is made (it is never held: readiness needs an answer).
+    poller, results = await make([fake.url], poll_interval=0.1, poll_jitter=0.0,
+                                 min_poll_gap=0.0)
+    waited = telemetry.POLL_WAIT.labels(cluster="c")
+    before = waited._value.get()
+    caplog.set_level("INFO", logger="daemon.sources.alertmanager")
+    await run_for(poller, 1.5, backlog=lambda: "5 events wait", backlog_max_wait=30.0)
+    assert len(results) == 1
+    assert waited._value.get() - before > 1.0
+    waits = [r.getMessage() for r in caplog.records if "wait while 5 events wait" in r.getMessage()]
+    assert len(waits) == 1, waits
+
+
+async def test_polls_resume_when_the_backlog_is_gone(fake, caplog):
+    poller, results = await make([fake.url], poll_interval=0.1, poll_jitter=0.0,
+                                 min_poll_gap=0.0)
+    loop = asyncio.get_running_loop()
+    clears_at = loop.time() + 0.6
+    caplog.set_level("INFO", logger="daemon.sources.alertmanager")
+    await run_for(poller, 1.6,
+                  backlog=lambda: "busy" if loop.time() < clears_at else None,
+                  backlog_max_wait=30.0)
+    starts = [r.started_at.timestamp() for r in results]
+    # One poll, a wait of about 0.6 s, then one every 0.1 s again.
+    assert starts[1] - starts[0] >= 0.5, starts
+    assert len(results) >= 5, starts
+    assert any("are back to every 0.1 s" in r.getMessage() for r in caplog.records)
+
+
+async def test_backlog_wait_is_bounded(fake):
+    # A backlog that never clears (the broker is down) slows polls to one per
+    # backlog_max_wait, never stops them.
+    poller, results = await make([fake.url], poll_interval=0.1, poll_jitter=0.0,
+                                 min_poll_gap=0.0)
+    await run_for(poller, 1.7, backlog=lambda: "busy", backlog_max_wait=0.5)
+    assert 3 <= len(results) <= 5, [r.started_at for r in results]
+
+
 def test_display_url_hides_credentials():
     assert display_url("http://user:secret@am:9093/prefix/") == "http://am:9093/prefix"
     assert display_url("https://am:9093") == "https://am:9093"
