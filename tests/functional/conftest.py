@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 
+from daemon.publish.notifier import PRIORITIES
 from tests.harness import services
+from tests.harness.bus import delete_entities
 from tests.harness.services import (
     Aetos,
     Alertmanager,
@@ -51,9 +53,22 @@ def _require(binary: str) -> None:
 
 
 @pytest.fixture
-def unique_name() -> str:
-    """A name no other test uses (topics, exchanges, queues on the shared broker)."""
-    return f"relaytest-{uuid.uuid4().hex[:12]}"
+def unique_name() -> Iterator[str]:
+    """A name no other test uses (topics, exchanges, queues on the shared broker).
+
+    Afterwards the shared broker's queues and exchanges named after it the way the tests
+    name them (``NAME``, ``NAME-alarms`` topics, ``NAME``, ``NAME-x`` exchanges) are
+    deleted, so test runs do not pile them up on a developer's RabbitMQ.
+    """
+    name = f"relaytest-{uuid.uuid4().hex[:12]}"
+    yield name
+    topics = (name, f"{name}-alarms")
+    try:
+        delete_entities(shared_transport_url(), exchanges=(name, f"{name}-x"),
+                        queues=[f"{topic}.{priority}" for topic in topics
+                                for priority in PRIORITIES])
+    except Exception:  # noqa: BLE001 - the broker may be down after an outage test
+        pass
 
 
 @pytest.fixture

@@ -52,6 +52,7 @@ from collections.abc import Callable, Iterator
 import kombu
 import pytest
 
+from daemon.publish.notifier import PRIORITIES
 from tests.harness.relay import RelayProcess
 from tests.harness.services import (
     SHARED_RABBIT_URL,
@@ -434,9 +435,12 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             service.close()
         with kombu.Connection(AMQP_SHARED, connect_timeout=5) as conn:
             channel = conn.channel()
-            for queue in (f"{name}.info", f"debug-{user}" if "user" in locals() else None):
-                if queue:
-                    channel.queue_delete(queue)
+            # `alarm-relay-manage listen` declares a queue for every priority.
+            queues = [f"{name}.{priority}" for priority in PRIORITIES]
+            if "user" in locals():
+                queues.append(f"debug-{user}")
+            for queue in queues:
+                channel.queue_delete(queue)
             channel.exchange_delete(name)
 
 
