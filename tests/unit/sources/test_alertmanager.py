@@ -213,6 +213,15 @@ async def test_run_polls_until_stopped_and_poll_now_wakes(fake):
         await poller.close()
 
 
+async def run_for(poller, seconds: float, **run_kwargs) -> None:
+    stop = asyncio.Event()
+    task = asyncio.create_task(poller.run(stop, **run_kwargs))
+    await asyncio.sleep(seconds)
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    await poller.close()
+
+
 async def test_run_survives_failing_on_result(fake):
     calls = []
 
@@ -224,12 +233,7 @@ async def test_run_survives_failing_on_result(fake):
                                 settings=PollerSettings(poll_interval=0.05, poll_jitter=0,
                                                         min_poll_gap=0),
                                 on_result=on_result)
-    stop = asyncio.Event()
-    task = asyncio.create_task(poller.run(stop))
-    await asyncio.sleep(0.4)
-    stop.set()
-    await asyncio.wait_for(task, 2)
-    await poller.close()
+    await run_for(poller, 0.4)
     assert len(calls) >= 2
 
 
@@ -239,25 +243,11 @@ async def test_interval_runs_from_the_start_of_each_cycle(fake):
     fake.script = [0.4] * 20
     poller, results = await make([fake.url], poll_interval=0.6, poll_jitter=0.0,
                                  timeout=2.0, min_poll_gap=0.0)
-    stop = asyncio.Event()
-    task = asyncio.create_task(poller.run(stop))
-    await asyncio.sleep(3.2)
-    stop.set()
-    await asyncio.wait_for(task, 5)
-    await poller.close()
+    await run_for(poller, 3.2)
     starts = [r.started_at.timestamp() for r in results]
     gaps = sorted(b - a for a, b in itertools.pairwise(starts))
     assert len(gaps) >= 3, gaps
     assert gaps[len(gaps) // 2] < 0.8, gaps
-
-
-async def run_for(poller, seconds: float, **run_kwargs) -> None:
-    stop = asyncio.Event()
-    task = asyncio.create_task(poller.run(stop, **run_kwargs))
-    await asyncio.sleep(seconds)
-    stop.set()
-    await asyncio.wait_for(task, 5)
-    await poller.close()
 
 
 async def test_polls_wait_while_the_publisher_has_a_backlog(fake, caplog):
