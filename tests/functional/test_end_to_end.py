@@ -108,8 +108,7 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
             assert metric_sum(metrics, "alarm_relay_events_published_total",
                               event_type="alarm.resolved") >= 1
             # The gauge is refreshed periodically: the outbox drains to empty.
-            wait_until(lambda: metric_sum(relay.get("/metrics")[1].decode(),
-                                          "alarm_relay_outbox_depth") == 0,
+            wait_until(lambda: relay.metric("alarm_relay_outbox_depth") == 0,
                        timeout=15, what="outbox depth 0")
             assert relay.stop() == 0
             assert not re.search(r"Traceback", relay.log())
