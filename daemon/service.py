@@ -347,8 +347,7 @@ class Relay:
                         "outbox and are sent at the next start", left)
 
     def _new_tracker(self, cluster: str) -> LifecycleTracker:
-        return LifecycleTracker.from_conf(self.conf, started_at=self._started_at,
-                                          cluster=cluster)
+        return LifecycleTracker.from_conf(self.conf, cluster=cluster)
 
     def _tracked(self) -> int:
         return sum(c.tracker.tracked for c in self._clusters.values())

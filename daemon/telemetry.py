@@ -13,6 +13,7 @@ __all__ = [
     "ALERTS_INVALID",
     "ALERTS_TRACKED",
     "ALERTS_UNMATCHED",
+    "CLOCK_OFFSET",
     "EVENTS_PUBLISHED",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
@@ -41,6 +42,11 @@ POLL_WAIT = Counter(
     "alarm_relay_poll_wait_seconds_total",
     "Time polls waited for the outbox backlog to shrink ([publisher] pause_polls_above).",
     ["cluster"], registry=REGISTRY)
+CLOCK_OFFSET = Gauge(
+    "alarm_relay_clock_offset_seconds",
+    "Clock of an Alertmanager replica minus the relay's, from its HTTP Date header "
+    "(resolution about one second).",
+    ["url"], registry=REGISTRY)
 ALERTS_INVALID = Counter(
     "alarm_relay_alerts_invalid_total", "Alerts rejected as invalid, by stage.",
     ["stage"], registry=REGISTRY)
