@@ -235,7 +235,8 @@ class Relay:
             state_dir = pathlib.Path(conf.state_dir)
             await self._db(state_dir.mkdir, 0o750, True, True)
             self._outbox = Outbox(str(state_dir / STATE_FILE),
-                                  max_events=conf.publisher.max_outbox_events)
+                                  max_events=conf.publisher.max_outbox_events,
+                                  max_event_bytes=conf.publisher.max_event_bytes)
             await self._db(self._outbox.open)
             self._outbox_ok = True
 

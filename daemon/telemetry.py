@@ -15,6 +15,7 @@ __all__ = [
     "ALERTS_UNMATCHED",
     "CLOCK_OFFSET",
     "EVENTS_PUBLISHED",
+    "EVENTS_TRUNCATED",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
@@ -79,6 +80,11 @@ OUTBOX_DEPTH = Gauge(
 OUTBOX_OLDEST_AGE = Gauge(
     "alarm_relay_outbox_oldest_age_seconds", "Age of the oldest unsent event.",
     registry=REGISTRY)
+EVENTS_TRUNCATED = Counter(
+    "alarm_relay_events_truncated_total",
+    "Events whose payload was cut to [publisher] max_event_bytes, by stage "
+    "(put: when stored; read: stored larger by an earlier relay).",
+    ["stage"], registry=REGISTRY)
 OUTBOX_FULL = Counter(
     "alarm_relay_outbox_full_total",
     "Times new transitions had to wait because the outbox was full.",
