@@ -789,6 +789,7 @@ class Prometheus(Service):
             f"--web.external-url={self.url}/",
             "--web.enable-lifecycle",
             "--web.enable-admin-api",
+            *self.extra_args,
         ]
 
     def is_ready(self) -> bool:

@@ -45,10 +45,11 @@ def test_two_clusters_tracked_apart(tmp_path, alertmanager_factory, rabbit_url, 
         sections={"DEFAULT": {"control_exchange": exchange},
                   "oslo_messaging_notifications": {"topics": topic},
                   "alertmanager": {"clusters": "east,west", "poll_interval": 1.0},
-                  "lifecycle": {"resolve_grace_period": 2.0}})
-    # east also delivers by webhook, to its own route; west is only polled.
+                  "lifecycle": {"expire_delay": 2.0}})
+    # east also delivers by webhook, to its own route; west is only polled. West gives
+    # its alerts an endsAt 30 s ahead (as Prometheus does, some resend periods ahead).
     east = alertmanager_factory(webhook_url=f"{relay.url}/v1/alerts/east")
-    west = alertmanager_factory()
+    west = alertmanager_factory(resolve_timeout="30s")
     relay.rewrite_config({"alertmanager:east": {"urls": east.url},
                           "alertmanager:west": {"urls": west.url}})
     starts = dt.datetime.now(dt.UTC) - dt.timedelta(minutes=1)
@@ -92,14 +93,16 @@ def test_two_clusters_tracked_apart(tmp_path, alertmanager_factory, rabbit_url, 
             assert [e["alarm_id"] for e in resolved] == [firing["east"]["alarm_id"]]
             assert resolved[0]["source"]["cluster"] == "east"
 
-            # west comes back empty: after the grace period its alarm resolves,
-            # as its own alarm, with the reason `disappeared`.
+            # west comes back empty: it forgot its alerts, so its silence counts only
+            # once the alarm's last seen endsAt has passed; then it resolves, as its
+            # own alarm, with the reason `expired` and that endsAt.
             west.start()
             wait_until(lambda: len(events("alarm.resolved")) == 2,
-                       timeout=30, what="west's resolve")
+                       timeout=45, what="west's resolve")
             last = events("alarm.resolved")[-1]
             assert (last["alarm_id"], last["source"]["cluster"], last["reason"]) == (
-                firing["west"]["alarm_id"], "west", "disappeared")
+                firing["west"]["alarm_id"], "west", "expired")
+            assert last["ends_at"] < last["observed_at"]
             assert len(events("alarm.firing")) == 3
         finally:
             relay.stop()

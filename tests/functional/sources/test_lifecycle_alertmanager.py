@@ -65,11 +65,11 @@ def resolved(alerts: list[dict], names: set[str]) -> list[dict]:
 class Intake:
     """Poller + tracker + webhook receiver, recording every transition with its time."""
 
-    def __init__(self, *, interval: float, grace: float,
-                 webhook: WebhookSettings | None = None, policy: str = "keep-firing") -> None:
+    def __init__(self, *, interval: float, webhook: WebhookSettings | None = None,
+                 policy: str = "keep-firing", expire_delay: float = 15.0) -> None:
         self.interval = interval
-        self.tracker = LifecycleTracker(cluster=CLUSTER, grace_period=grace,
-                                        suppressed_policy=policy, started_at=utcnow())
+        self.tracker = LifecycleTracker(cluster=CLUSTER, suppressed_policy=policy,
+                                        expire_delay=expire_delay)
         self.poller: AlertmanagerPoller | None = None
         self.transitions: list[tuple[float, str, Transition]] = []
         self.polls: list[PollResult] = []
@@ -181,7 +181,7 @@ RESOLVE2 = {"HighInodeUsage", "AvgCPUTimeOnIdleMode"}
 
 async def test_fire_resolve_two_silence_one_by_polling(alertmanager, intake_factory):
     interval = 1.0
-    intake = intake_factory(interval=interval, grace=0)
+    intake = intake_factory(interval=interval)
     await intake.poll([alertmanager.url])
     await intake.wait_polls(1)
     alerts = seed_alerts(utcnow() - dt.timedelta(minutes=1))
@@ -211,7 +211,7 @@ async def test_fire_resolve_two_silence_one_by_polling(alertmanager, intake_fact
 
 async def test_fire_resolve_two_silence_one_by_webhook(alertmanager_factory, intake_factory):
     interval = 4.0
-    intake = intake_factory(interval=interval, grace=0)
+    intake = intake_factory(interval=interval)
     webhook_url = await intake.listen()
     am = await asyncio.to_thread(alertmanager_factory, webhook_url=webhook_url)
     await intake.poll([am.url])
@@ -243,13 +243,25 @@ async def test_fire_resolve_two_silence_one_by_webhook(alertmanager_factory, int
 # -- must-show 2 ---------------------------------------------------------------
 
 async def test_outage_then_restart_empty(alertmanager, intake_factory):
-    interval, grace = 1.0, 5.0
-    intake = intake_factory(interval=interval, grace=grace)
-    intake.tracker.started_at = utcnow() - dt.timedelta(seconds=grace)  # start grace over
+    """Alertmanager is down for 3 polls and comes back empty. Prometheus (played here)
+    re-sends the alerts still firing with the same startsAt, every resend period, with an
+    endsAt LEAD ahead: those stay the same alarms. The two that ended meanwhile resolve
+    once their last seen endsAt has passed: Alertmanager would have dropped them then."""
+    interval, resend, lead = 1.0, 2.0, 8.0
+    intake = intake_factory(interval=interval, expire_delay=1.0)
     await intake.poll([alertmanager.url], expire_every=interval)
-    alerts = seed_alerts(utcnow() - dt.timedelta(minutes=1))
-    await post(alertmanager, alerts)
+    starts = utcnow() - dt.timedelta(minutes=1)
+
+    def sends(names: set[str] | None = None) -> list[dict]:
+        ends = utcnow() + dt.timedelta(seconds=lead)
+        return [a for a in seed_alerts(starts, ends)
+                if names is None or a["labels"]["alertname"] in names]
+
+    await post(alertmanager, sends())
     await intake.wait_for(lambda: len(intake.transitions) >= 4, 3 * interval, "4 firing")
+    await asyncio.sleep(resend)
+    await post(alertmanager, sends())
+    last_send = utcnow()
     await intake.wait_polls(1)
     assert intake.kinds() == FIRING4
 
@@ -260,20 +272,22 @@ async def test_outage_then_restart_empty(alertmanager, intake_factory):
     assert intake.kinds(mark) == []  # nothing during the outage
 
     await asyncio.to_thread(alertmanager.start)  # empty: Alertmanager keeps no alerts
-    restarted = time.monotonic()
     await intake.wait_for(lambda: intake.polls[-1].replicas[0].ok, 3 * interval, "AM up")
-    keep = [a for a in alerts if a["labels"]["alertname"] not in RESOLVE2]
-    await asyncio.sleep(interval)
-    await post(alertmanager, keep)  # Prometheus re-sends (same startsAt)
-    await asyncio.sleep(grace - 2 * interval)
-    assert intake.kinds(mark) == []  # nothing during the grace period, no duplicate firing
-    await intake.wait_for(lambda: len(intake.kinds(mark)) >= 2, grace + 3 * interval,
-                          "the two not re-posted to resolve")
-    resolved_at = [at for at, _, t in intake.transitions if at >= mark]
-    assert min(resolved_at) >= restarted + grace - 0.5
+    keep = {"HighCpuOnVmAlert", "HighTrafficOnBridge"}
+    last_ends = last_send + dt.timedelta(seconds=lead)
+    while utcnow() < last_ends:
+        await post(alertmanager, sends(keep))  # Prometheus re-sends (same startsAt)
+        assert intake.kinds(mark) == []  # no resolve before the last endsAt, no duplicate
+        await asyncio.sleep(resend)
+    await intake.wait_for(lambda: len(intake.kinds(mark)) >= 2, 5 * interval,
+                          "the two not re-sent to resolve")
+    await post(alertmanager, sends(keep))
     await intake.wait_polls(2)
-    assert intake.kinds(mark) == [("resolved", "AvgCPUTimeOnIdleMode", "disappeared"),
-                                  ("resolved", "HighInodeUsage", "disappeared")]
+    assert intake.kinds(mark) == [("resolved", "AvgCPUTimeOnIdleMode", "expired"),
+                                  ("resolved", "HighInodeUsage", "expired")]
+    for _, _, t in intake.transitions:
+        if t.kind == "resolved":  # ended when Alertmanager itself would have dropped it
+            assert abs(t.alert.ends_at - last_ends) < dt.timedelta(seconds=2)
     assert intake.tracker.tracked == 2
 
 
@@ -281,7 +295,7 @@ async def test_outage_then_restart_empty(alertmanager, intake_factory):
 
 async def test_cluster_alert_on_one_replica(alertmanager_cluster, intake_factory):
     one, two = alertmanager_cluster[0], alertmanager_cluster[1]
-    intake = intake_factory(interval=1.0, grace=0)
+    intake = intake_factory(interval=1.0)
     await intake.poll(alertmanager_cluster.urls, run=False)
     alerts = seed_alerts(utcnow() - dt.timedelta(minutes=1))
     only, both = alerts[0], alerts[1]
@@ -307,7 +321,7 @@ async def test_cluster_alert_on_one_replica(alertmanager_cluster, intake_factory
 
 async def test_cluster_replica_down_never_resolves(alertmanager_cluster, intake_factory):
     one, two = alertmanager_cluster[0], alertmanager_cluster[1]
-    intake = intake_factory(interval=1.0, grace=0)
+    intake = intake_factory(interval=1.0)
     await intake.poll(alertmanager_cluster.urls, run=False)
     [alert] = seed_alerts(utcnow() - dt.timedelta(minutes=1))[:1]
     await post(one, [alert])
@@ -322,7 +336,7 @@ async def test_cluster_replica_down_never_resolves(alertmanager_cluster, intake_
 # -- must-show 4 ---------------------------------------------------------------
 
 async def test_flap_between_polls_gives_two_alarm_ids(alertmanager, intake_factory):
-    intake = intake_factory(interval=1.0, grace=0)
+    intake = intake_factory(interval=1.0)
     await intake.poll([alertmanager.url], run=False)
     [alert] = seed_alerts(utcnow() - dt.timedelta(minutes=2))[:1]
     await post(alertmanager, [alert])
@@ -343,7 +357,7 @@ async def test_flap_between_polls_gives_two_alarm_ids(alertmanager, intake_facto
 # -- must-show 6 ---------------------------------------------------------------
 
 async def test_webhook_edges_over_http(alertmanager_factory, intake_factory, tmp_path):
-    intake = intake_factory(interval=30.0, grace=0,
+    intake = intake_factory(interval=30.0,
                             webhook=WebhookSettings(username="am", password="pw",
                                                     max_body_size=32 << 20))
     url = await intake.listen()
