@@ -21,9 +21,13 @@ The admin helpers talk plain Watcher REST: audit templates, audits, action plans
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import fcntl
 import hashlib
 import os
+import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -33,13 +37,14 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from tests.harness.ports import LOOPBACK, wait_until
+from tests.harness.ports import LOOPBACK, free_port, wait_until
 from tests.harness.services import SHARED_RABBIT_URL, Service, ServiceError
 
 if TYPE_CHECKING:
     from tests.harness.keystone import Keystone
 
 __all__ = [
+    "BridgeProcess",
     "PLUGIN_DIR",
     "TEST_STRATEGY",
     "WATCHER_VENV",
@@ -247,6 +252,8 @@ class Watcher:
             # The default topics clash with the shared broker's durable `openstack`
             # exchange and the engine restarts in a loop.
             "notification_topics =",
+            # SQLite takes one writer at a time: audits run one after the other.
+            "max_audit_workers = 1",
             # The shipped collectors (compute, storage, baremetal) need Nova, Cinder or
             # Ironic through Keystone; the test strategy needs no cluster model.
             "[collector]",
@@ -284,6 +291,11 @@ class Watcher:
         step = time.monotonic()
         if not (self.workdir / "watcher.db").exists():
             self._manage("create_schema")
+            # WAL (a property of the file, kept by every later connection): the API's
+            # reads and the engine's writes do not lock each other out ("database is
+            # locked" fails an audit otherwise).
+            with contextlib.closing(sqlite3.connect(self.workdir / "watcher.db")) as db:
+                db.execute("PRAGMA journal_mode=WAL")
         self.timings["schema"] = time.monotonic() - step
         step = time.monotonic()
         try:
@@ -373,3 +385,146 @@ class Watcher:
             timeout=timeout, interval=0.5,
             what=f"audit {ident} to reach {'/'.join(states)}",
             describe=lambda: self.log_tail(20))
+
+
+class BridgeProcess:
+    """``alarm-relay-watcher --config-file C`` as a process, its log captured to a file.
+
+    :param transport_url: the broker
+    :param exchange: the relay's control exchange; :param topic: its notification topic
+    :param pool: the bridge's pool (its queue on the broker)
+    :param rules: the rules file's text
+    :param watcher: the Watcher to call (noauth unless ``sections`` say otherwise)
+    :param sections: config sections merged over the defaults
+    """
+
+    def __init__(self, *, transport_url: str, exchange: str, topic: str, pool: str,
+                 rules: str, watcher: Watcher | None, workdir: str | Path,
+                 sections: Mapping[str, Mapping[str, Any]] = ()) -> None:
+        from tests.harness.relay import write_config
+
+        self._write_config = write_config
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.rules_path = self.workdir / "watcher-rules.yaml"
+        self.rules_path.write_text(rules)
+        self.config_path = self.workdir / "alarm-relay-watcher.conf"
+        self.log_path = self.workdir / "alarm-relay-watcher.log"
+        self.metrics_port = free_port()
+        config: dict[str, dict[str, Any]] = {
+            "DEFAULT": {"transport_url": transport_url, "control_exchange": exchange,
+                        "state_dir": self.workdir / "state", "debug": False},
+            "oslo_messaging_notifications": {"topics": topic},
+            "oslo_messaging_rabbit": {"rabbit_retry_interval": 1},
+            "watcher_bridge": {"rules_path": self.rules_path, "pool": pool,
+                               "metrics_port": self.metrics_port,
+                               "retry_initial_delay": 0.5, "retry_max_delay": 2.0},
+            "watcher_client": {"timeout": 5.0},
+        }
+        if watcher is not None and watcher.keystone is None:
+            config["watcher_client"].update(auth_mode="noauth", endpoint_override=watcher.url)
+        for section, values in dict(sections).items():
+            config.setdefault(section, {}).update(values)
+        self.config = config
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: Any = None
+        self.rewrite_config()
+
+    def rewrite_config(self, sections: Mapping[str, Mapping[str, Any]] = ()) -> None:
+        for section, values in dict(sections).items():
+            self.config.setdefault(section, {}).update(values)
+        self._write_config(self.config_path, self.config)
+
+    def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> BridgeProcess:
+        from tests.harness.relay import relay_script
+
+        if self.proc is not None and self.proc.poll() is None:
+            raise RuntimeError(f"alarm-relay-watcher already running (pid {self.proc.pid})")
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()/kill()
+        env = {k: v for k, v in os.environ.items() if k != "NOTIFY_SOCKET"}
+        env["PYTHONUNBUFFERED"] = "1"
+        self.proc = subprocess.Popen(
+            [relay_script("alarm-relay-watcher"), "--config-file", str(self.config_path)],
+            stdout=self._log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+        _bridges.append(self.proc)
+        if wait_ready:
+            self.wait_for_log("alarm-relay-watcher ready", timeout=timeout)
+        return self
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_for_log(self, text: str, *, timeout: float = 30.0, count: int = 1) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.log().count(text) >= count:
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"alarm-relay-watcher exited with {self.proc.returncode} "
+                                   f"before logging {text!r}:\n{self.log()[-4000:]}")
+            time.sleep(0.1)
+        raise TimeoutError(f"alarm-relay-watcher did not log {text!r} within {timeout}s:\n"
+                           f"{self.log()[-4000:]}")
+
+    def wait_exit(self, timeout: float = 30.0) -> int:
+        assert self.proc is not None
+        code = self.proc.wait(timeout=timeout)
+        self._close_log()
+        return code
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The sum of the samples of ``name`` on /metrics whose labels include ``labels``."""
+        from tests.harness.relay import metric_sum
+
+        resp = requests.get(f"http://{LOOPBACK}:{self.metrics_port}/metrics", timeout=5)
+        resp.raise_for_status()
+        return metric_sum(resp.text, name, **labels)
+
+    def stop(self, timeout: float = 30.0) -> int:
+        """SIGTERM and wait; returns the exit code."""
+        if self.proc is None or self.proc.poll() is not None:
+            self._close_log()
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise
+        finally:
+            self._close_log()
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash would."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=10)
+        self._close_log()
+
+    def _close_log(self) -> None:
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def __enter__(self) -> BridgeProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                self.stop()
+            except Exception:  # noqa: BLE001 - stop by force then
+                self.kill()
+
+
+_bridges: list[subprocess.Popen[bytes]] = []
+
+
+@atexit.register
+def _kill_bridges() -> None:
+    for proc in _bridges:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
