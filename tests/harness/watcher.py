@@ -509,12 +509,17 @@ class BridgeProcess:
     def __enter__(self) -> BridgeProcess:
         return self.start()
 
-    def __exit__(self, *exc: object) -> None:
+    def close(self) -> None:
+        """Stop (by force if it does not stop). Idempotent."""
         if self.proc is not None and self.proc.poll() is None:
             try:
                 self.stop()
             except Exception:  # noqa: BLE001 - stop by force then
                 self.kill()
+        self._close_log()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _bridges: list[subprocess.Popen[bytes]] = []
