@@ -88,15 +88,16 @@ def resource_key(event: Mapping[str, Any]) -> str:
     """What the cooldown is counted per: the resource, or the alert when it has none.
 
     ``<type>:<id>`` for a resolved resource, ``<type>:<properties as JSON>`` for a
-    mapped one, ``fingerprint:<fp>`` (the same alert flapping) otherwise.
+    mapped one (without ``<type>:`` when the rule gives no type), ``fingerprint:<fp>``
+    (the same alert flapping) otherwise.
     """
     resource = event.get("resource") or {}
-    rtype = resource.get("type") or ""
+    prefix = f"{resource['type']}:" if resource.get("type") else ""
     if resource.get("id"):
-        return f"{rtype}:{resource['id']}"
+        return f"{prefix}{resource['id']}"
     properties = resource.get("properties") or {}
     if resource.get("mapped") and any(properties.values()):
-        return f"{rtype}:{json.dumps(properties, sort_keys=True, separators=(',', ':'))}"
+        return f"{prefix}{json.dumps(properties, sort_keys=True, separators=(',', ':'))}"
     return f"fingerprint:{event.get('fingerprint') or event.get('alarm_id')}"
 
 

@@ -272,3 +272,6 @@ def test_resource_keys():
         'fs:{"a":"1","b":"2"}'
     assert resource_key({"fingerprint": "ff", "resource": {"mapped": False}}) == \
         "fingerprint:ff"
+    assert resource_key({"resource": {"type": None, "mapped": True,
+                                      "properties": {"host_id": "h:9100"}}}) == \
+        '{"host_id":"h:9100"}'
