@@ -119,7 +119,6 @@ class Bridge:
         self.watcher = watcher
         self.default_cooldown = default_cooldown
         self.clock = clock
-        self._templates: dict[str, str] = {}
         self._reported: set[tuple[str, str]] = set()
         self._lock = threading.Lock()
 
@@ -224,7 +223,9 @@ class Bridge:
         """
         audit = self.watcher.find_audit(name)
         if audit is None:
-            template = self._template_uuid(rule.audit_template)
+            # Looked up for each audit (audits are rare): a template re-created under the
+            # same name is found by its new UUID.
+            template = self.watcher.template_uuid(rule.audit_template)
             audit = self.watcher.create_audit(name=name, template_uuid=template,
                                               parameters=parameters)
         if record is None or record.audit_uuid != audit.uuid:
@@ -237,13 +238,6 @@ class Bridge:
         self.watcher.trigger(audit.uuid, self._trigger_body(rule, event))
         return audit, "triggered"
 
-    def _template_uuid(self, ident: str) -> str:
-        uuid = self._templates.get(ident)
-        if uuid is None:
-            uuid = self.watcher.template_uuid(ident)
-            self._templates[ident] = uuid
-        return uuid
-
     def _refuse(self, rule: WatcherRule, event: Mapping[str, Any], name: str, reason: str,
                 message: str) -> None:
         alarm_id = event["alarm_id"]
@@ -251,8 +245,6 @@ class Bridge:
                                           reason=f"{reason}: {message}"[:500],
                                           updated_at=self.clock()))
         telemetry.FAILURES.labels(reason=reason).inc()
-        # The template may be created (or re-created) later: look it up again next time.
-        self._templates.pop(rule.audit_template, None)
         first = (rule.name, reason) not in self._reported
         self._reported.add((rule.name, reason))
         # ERROR the first time per rule and reason, then DEBUG: the counter has them all.

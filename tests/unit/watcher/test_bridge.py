@@ -233,10 +233,10 @@ def test_permanent_refusals_are_recorded_counted_and_logged_once_per_rule(parts,
     assert errors[0].exc_info is None
     watcher.fail["trigger"] = [WatcherError(problem="refused", recoverable=False,
                                             reason="refused")]
-    watcher.templates["load-tpl"] = "t-new"  # created later: looked up again
+    watcher.templates["load-tpl"] = "t-new"  # created later: found
     bridge.handle("alarm.firing", event("x3", resource_id="h3"))
     assert state.audit("x3", "load").status is AuditStatus.REFUSED
-    assert "x3-load" in watcher.audits
+    assert watcher.audits["x3-load"]["template"] == "t-new"
 
 
 def test_missing_parameter_values_refuse_the_rule(parts):
