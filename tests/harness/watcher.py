@@ -26,10 +26,12 @@ import contextlib
 import fcntl
 import hashlib
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -115,17 +117,22 @@ def ensure_watcher_venv(venv: Path = WATCHER_VENV, timeout: float = 900.0) -> Pa
         if need_watcher:
             steps += [[sys.executable, "-m", "venv", "--clear", str(venv)],
                       [*pip, WATCHER_REQUIREMENT]]
-        # Not editable: the venv must not depend on this work tree staying where it is.
-        steps.append([*pip, "--force-reinstall", "--no-deps", str(PLUGIN_DIR)])
-        with open(log_path, "wb") as log:
-            for step in steps:
-                remaining = max(1.0, timeout - (time.monotonic() - began))
-                result = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT,
-                                        timeout=remaining)
-                if result.returncode != 0:
-                    tail = log_path.read_text(errors="replace").splitlines()[-30:]
-                    raise ServiceError(f"installing Watcher failed ({' '.join(step)}):\n"
-                                       + "\n".join(tail))
+        with tempfile.TemporaryDirectory(prefix="alarm-relay-watcher-plugin-") as tmp:
+            # Built from a copy: pip builds in the source tree (build/, *.egg-info), and
+            # not editable: the venv must not depend on this work tree staying where it is.
+            source = Path(tmp) / PLUGIN_DIR.name
+            shutil.copytree(PLUGIN_DIR, source,
+                            ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
+            steps.append([*pip, "--force-reinstall", "--no-deps", str(source)])
+            with open(log_path, "wb") as log:
+                for step in steps:
+                    remaining = max(1.0, timeout - (time.monotonic() - began))
+                    result = subprocess.run(step, stdout=log, stderr=subprocess.STDOUT,
+                                            timeout=remaining)
+                    if result.returncode != 0:
+                        tail = log_path.read_text(errors="replace").splitlines()[-30:]
+                        raise ServiceError(f"installing Watcher failed ({' '.join(step)}):\n"
+                                           + "\n".join(tail))
         if not _venv_ready(venv):
             raise ServiceError(f"Watcher venv {venv} is unusable after install")
         (venv / _PLUGIN_STAMP).write_text(_plugin_digest() + "\n")
