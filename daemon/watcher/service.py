@@ -38,6 +38,7 @@ LOG = log.getLogger(__name__)
 READY_LINE = "alarm-relay-watcher ready"
 #: Seconds between two prunings of the state file.
 _PRUNE_EVERY = 3600.0
+_LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
 def _sd_notify(state: str) -> None:
@@ -110,6 +111,9 @@ def run(conf: cfg.ConfigOpts) -> int:
                          f"{options.metrics_host}:{options.metrics_port}: {err.strerror}")
         metrics_url = (f"http://{options.metrics_host}:{metrics_server.server_port}"
                        "/metrics")
+        if options.metrics_host not in _LOOPBACK:
+            LOG.warning("/metrics listens on %s, not loopback: anyone who reaches it reads "
+                        "the rule names and counters (no secrets)", options.metrics_host)
 
     from daemon.watcher.consumer import AlarmEndpoint
 
