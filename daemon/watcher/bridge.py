@@ -209,7 +209,8 @@ class Bridge:
         self.state.save_trigger(AuditRecord(alarm_id, rule.name, AuditStatus.TRIGGERED, name,
                                             audit.uuid, updated_at=at),
                                 key, rule.audit_template, at)
-        telemetry.TRIGGERS.labels(rule=rule.name).inc()
+        if how == "triggered":
+            telemetry.TRIGGERS.labels(rule=rule.name).inc()
         LOG.info("Alarm %s (%s): Watcher audit %s (%s) %s, template %s, rule %s",
                  alarm_id, event.get("name"), audit.uuid, name, how, rule.audit_template,
                  rule.name)

@@ -198,10 +198,12 @@ def test_a_crash_after_create_is_found_by_name_and_triggered_once(parts):
     watcher.audits["alarm-1-load"] = {"uuid": "u-1", "state": "PENDING"}
     bridge.handle("alarm.firing", event())
     assert watcher.creates == 0 and watcher.triggers == ["u-1"]
-    # Triggered before the crash: never again.
+    # Triggered before the crash: never again, and not counted again.
     watcher.audits["alarm-2-load"] = {"uuid": "u-2", "state": "SUCCEEDED"}
+    triggers = counter(telemetry.TRIGGERS, rule="load")
     bridge.handle("alarm.firing", event("alarm-2", resource_id="host-9"))
     assert watcher.triggers == ["u-1"]
+    assert counter(telemetry.TRIGGERS, rule="load") == triggers
 
 
 def test_watcher_down_keeps_the_event_unhandled_then_finishes_it(parts):
