@@ -80,8 +80,7 @@ def build(n: int, body: bytes):
 
         alerts = [parse_alert(o, where=f"[{i}]") for i, o in enumerate(json.loads(body))]
         invalid = frozenset()
-    tracker = LifecycleTracker(cluster="bench", grace_period=0,
-                               started_at=now - dt.timedelta(hours=1))
+    tracker = LifecycleTracker(cluster="bench")
     result = PollResult("bench", (ReplicaPoll(URL, alerts, None, "2026-01-01T00:00:00Z",
                                               "disabled", invalid),), now, now)
     transitions = tracker.observe_poll(result, now)

@@ -82,8 +82,7 @@ async def measure(url: str, n: int, rounds: int) -> dict:
     poller = AlertmanagerPoller(cluster="bench", urls=[url],
                                 settings=PollerSettings(poll_interval=60, timeout=60),
                                 on_result=on_result)
-    tracker = LifecycleTracker(cluster="bench", grace_period=0,
-                               started_at=dt.datetime.now(dt.UTC) - dt.timedelta(hours=1))
+    tracker = LifecycleTracker(cluster="bench")
     baseline, cycle, cold = [], [], []
     body_size = 0
     async with aiohttp.ClientSession() as session, poller:

@@ -235,7 +235,8 @@ class Relay:
             state_dir = pathlib.Path(conf.state_dir)
             await self._db(state_dir.mkdir, 0o750, True, True)
             self._outbox = Outbox(str(state_dir / STATE_FILE),
-                                  max_events=conf.publisher.max_outbox_events)
+                                  max_events=conf.publisher.max_outbox_events,
+                                  max_event_bytes=conf.publisher.max_event_bytes)
             await self._db(self._outbox.open)
             self._outbox_ok = True
 
@@ -347,8 +348,7 @@ class Relay:
                         "outbox and are sent at the next start", left)
 
     def _new_tracker(self, cluster: str) -> LifecycleTracker:
-        return LifecycleTracker.from_conf(self.conf, started_at=self._started_at,
-                                          cluster=cluster)
+        return LifecycleTracker.from_conf(self.conf, cluster=cluster)
 
     def _tracked(self) -> int:
         return sum(c.tracker.tracked for c in self._clusters.values())

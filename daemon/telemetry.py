@@ -13,7 +13,9 @@ __all__ = [
     "ALERTS_INVALID",
     "ALERTS_TRACKED",
     "ALERTS_UNMATCHED",
+    "CLOCK_OFFSET",
     "EVENTS_PUBLISHED",
+    "EVENTS_TRUNCATED",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
@@ -41,6 +43,11 @@ POLL_WAIT = Counter(
     "alarm_relay_poll_wait_seconds_total",
     "Time polls waited for the outbox backlog to shrink ([publisher] pause_polls_above).",
     ["cluster"], registry=REGISTRY)
+CLOCK_OFFSET = Gauge(
+    "alarm_relay_clock_offset_seconds",
+    "Clock of an Alertmanager replica minus the relay's, from its HTTP Date header "
+    "(resolution about one second).",
+    ["url"], registry=REGISTRY)
 ALERTS_INVALID = Counter(
     "alarm_relay_alerts_invalid_total", "Alerts rejected as invalid, by stage.",
     ["stage"], registry=REGISTRY)
@@ -73,6 +80,11 @@ OUTBOX_DEPTH = Gauge(
 OUTBOX_OLDEST_AGE = Gauge(
     "alarm_relay_outbox_oldest_age_seconds", "Age of the oldest unsent event.",
     registry=REGISTRY)
+EVENTS_TRUNCATED = Counter(
+    "alarm_relay_events_truncated_total",
+    "Events whose payload was cut to [publisher] max_event_bytes, by stage "
+    "(put: when stored; read: stored larger by an earlier relay).",
+    ["stage"], registry=REGISTRY)
 OUTBOX_FULL = Counter(
     "alarm_relay_outbox_full_total",
     "Times new transitions had to wait because the outbox was full.",

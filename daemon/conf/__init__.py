@@ -269,11 +269,28 @@ def _check_clusters(conf: cfg.ConfigOpts) -> None:
                     problem=f"URL number {position} is also a replica of [{seen[key]}]; "
                             "an Alertmanager belongs to one cluster")
             seen[key] = cluster.group
+            _warn_api_path(cluster.group, position, url)
         _check_readable(cluster.group, "bearer_token_file", options.bearer_token_file)
         _check_readable(cluster.group, "ca_file", options.ca_file)
     for section in alertmanager.unlisted_cluster_groups(conf):
         LOG.warning("[%s] is ignored: %s is not in [alertmanager] clusters",
                     section, section[len(alertmanager.CLUSTER_GROUP_PREFIX):])
+
+
+#: Paths of Alertmanager's alert list: a base URL that ends in one was copied
+#: from a full API URL (Vitrage's ``alertmanager_url`` held one).
+_API_PATHS = ("/api/v2/alerts", "/api/v1/alerts", "/api/v2", "/api/v1")
+
+
+def _warn_api_path(group: str, position: int, url: str) -> None:
+    path = urllib.parse.urlsplit(url).path.rstrip("/")
+    for api_path in _API_PATHS:
+        if path.endswith(api_path):
+            # The URL may hold credentials: name its position, not the URL.
+            LOG.warning("[%s] urls: URL number %d ends in %s, but urls takes Alertmanager's "
+                        "base URL (the relay appends /api/v2/alerts itself): every poll "
+                        "will fail; remove %s", group, position, api_path, api_path)
+            return
 
 
 def mapping_check(conf: cfg.ConfigOpts) -> None:

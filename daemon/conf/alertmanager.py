@@ -78,6 +78,15 @@ ALERTMANAGER_OPTS = [
         default=10.0,
         min=0.1,
         help="Seconds allowed for one request to one Alertmanager replica."),
+    cfg.FloatOpt(
+        "max_clock_offset",
+        default=5.0,
+        min=0.0,
+        help="Seconds by which an Alertmanager's clock (read from the Date "
+             "header of each poll) may differ from the relay's before a "
+             "warning is logged. Every offset is exported as "
+             "alarm_relay_clock_offset_seconds and used to compare "
+             "Alertmanager's times with the relay's. 0 turns the warning off."),
     cfg.ListOpt(
         "filter",
         default=[],

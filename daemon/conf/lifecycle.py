@@ -15,10 +15,13 @@ LIFECYCLE_OPTS = [
         default=90.0,
         min=0.0,
         mutable=True,
-        help="Seconds during which no alarm is resolved by disappearance after "
-             "the relay starts or after Alertmanager restarted (its uptime "
-             "changed): Alertmanager forgets alerts on restart and Prometheus "
-             "re-sends them within its evaluation and resend intervals."),
+        deprecated_for_removal=True,
+        deprecated_reason="Disappearance is judged from evidence: a replica "
+                          "that restarted counts only once the alarm's last "
+                          "seen endsAt has passed, a replica that kept "
+                          "running counts at once (docs/lifecycle.md).",
+        help="Ignored. Formerly: seconds during which no alarm resolved by "
+             "disappearance after a start or an Alertmanager restart."),
     cfg.StrOpt(
         "suppressed_policy",
         default="keep-firing",
@@ -37,17 +40,21 @@ LIFECYCLE_OPTS = [
         "expire_delay",
         default=15.0,
         min=0.0,
-        help="Seconds an alarm's endsAt must be past before it counts as "
-             "passed: for the grace-period exception and for resolving with "
-             "reason 'expired' while Alertmanager cannot confirm the alarm. "
-             "Covers clock skew between the relay and Alertmanager."),
+        help="Seconds an alarm's endsAt must be past, in Alertmanager's clock "
+             "(the measured offset applied), before it counts as passed: the "
+             "silence of a restarted replica then counts, and the alarm "
+             "resolves with reason 'expired'. A margin for the offset's own "
+             "error and for request latency."),
     cfg.FloatOpt(
         "default_resolve_timeout",
         default=300.0,
         min=1.0,
-        help="endsAt assumed, counted from the last sighting, for an alarm only "
-             "ever seen through the webhook (firing deliveries carry no endsAt). "
-             "Match Alertmanager's resolve_timeout."),
+        deprecated_for_removal=True,
+        deprecated_reason="A firing webhook alert carries no endsAt, so there "
+                          "is no evidence that it ended: such an alarm stays "
+                          "firing until a source says otherwise.",
+        help="Ignored. Formerly: the endsAt assumed for an alarm only ever "
+             "seen through the webhook."),
     cfg.FloatOpt(
         "resolved_retention",
         default=86400.0,

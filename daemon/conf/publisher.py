@@ -22,6 +22,21 @@ PUBLISHER_OPTS = [
              "stops taking new transitions (it never drops events) until the "
              "broker drains it."),
     cfg.IntOpt(
+        "max_event_bytes",
+        default=1024 * 1024,
+        min=16 * 1024,
+        help="Most bytes an event's payload may take as JSON (as the outbox stores "
+             "it). A larger event, such as one of an alert with a 12 MB annotation, is "
+             "cut before it is stored: the largest label and annotation values (and "
+             "resource properties, generator_url, metric values) are shortened to the "
+             "same size and end with '\u2026[truncated N bytes]'; names and identity "
+             "fields are never cut. Counted in alarm_relay_events_truncated_total. The "
+             "broker refuses a message over its own limit (RabbitMQ 4: max_message_size "
+             "16 MiB), and such an event would stay in the outbox. On the wire "
+             "oslo.messaging encodes the payload once more inside its envelope (quotes "
+             "and backslashes escaped again), which makes it up to about 2.5 times "
+             "larger at worst: keep this well below the broker's limit."),
+    cfg.IntOpt(
         "pause_polls_above",
         default=10000,
         min=0,

@@ -310,7 +310,8 @@ class MetricsBackend(abc.ABC):
         :raises MetricsError: on any failure
         """
         return self._strings(
-            await self._get(f"label/{name}/values", _matches(match)), "label values")
+            await self._get(f"label/{_label_path(name)}/values", _matches(match)),
+            "label values")
 
     async def series(self, match: Sequence[str]) -> list[dict[str, str]]:
         """Return the label sets of the series matching any of ``match``.
@@ -376,6 +377,29 @@ class MetricsBackend(abc.ABC):
 
 def _matches(match: Iterable[str]) -> list[tuple[str, str]]:
     return [("match[]", m) for m in match]
+
+
+def _label_path(name: str) -> str:
+    """A label name as the path segment of ``/api/v1/label/<name>/values``.
+
+    A name outside the classic charset (``service.name``) is written with
+    Prometheus 3's value encoding: ``U__`` then letters, digits and colons as
+    they are, ``_`` doubled, any other character as its code point in hex
+    between underscores (``U__service_2e_name``).
+    """
+    if name and (name[0].isascii() and (name[0].isalpha() or name[0] == "_")) and all(
+            c.isascii() and (c.isalnum() or c == "_") for c in name):
+        return name
+    out = ["U__"]
+    for index, char in enumerate(name):
+        if char == "_":
+            out.append("__")
+        elif char.isascii() and (char.isalpha() or char == ":"
+                                 or (char.isdigit() and index > 0)):
+            out.append(char)
+        else:
+            out.append(f"_{ord(char):x}_")
+    return "".join(out)
 
 
 def _error_detail(decoded: Any, body: bytes) -> str:

@@ -8,8 +8,15 @@ string literal it is placed in and change the query.
 Enrichment templates (a rule's ``metrics:`` in the mapping file) use
 ``{name}`` placeholders, where ``name`` is an alert label or a resource
 property (``node_load1{instance="{instance}"}``).  PromQL's own braces never
-clash: a selector always holds a matcher (``=``, ``!=``, ``=~``, ``!~``), a
-placeholder only a name.
+clash: a selector always holds a matcher (``=``, ``!=``, ``=~``, ``!~``) or a
+quoted name, a placeholder only a name (the grammar is
+``daemon.pipeline.resolver.PLACEHOLDER``).
+
+Label names are any UTF-8 text since Prometheus 3 (OpenTelemetry's
+``service.name``).  A selector built here writes a name outside the classic
+charset ``[A-Za-z_][A-Za-z0-9_]*`` quoted, as Prometheus 3 prints it:
+``{"service.name"="checkout"}``; a metric name outside its charset goes
+inside the braces, quoted, first (``{"http.server.duration",job="a"}``).
 """
 
 from __future__ import annotations
@@ -18,16 +25,18 @@ import re
 from collections.abc import Mapping
 
 from daemon.exception import MetricsError
+from daemon.pipeline.resolver import PLACEHOLDER, names_something, placeholders
 
 __all__ = [
     "escape_label_value",
     "placeholders",
+    "quote_name",
     "render",
     "selector",
 ]
 
-_LABEL_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_LEGACY_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LEGACY_METRIC_NAME = re.compile(r"[A-Za-z_:][A-Za-z0-9_:]*\Z")
 _ESCAPES = {"\\": "\\\\", '"': '\\"', "\n": "\\n"}
 
 
@@ -43,35 +52,50 @@ def escape_label_value(value: str) -> str:
     return "".join(_ESCAPES.get(char, char) for char in value)
 
 
+def quote_name(name: str) -> str:
+    """A label name as PromQL text: as it is in the classic charset, else quoted.
+
+    ``instance`` stays ``instance``; ``service.name`` becomes
+    ``"service.name"`` (escaped like a label value), the form Prometheus 3
+    reads and prints.
+
+    :param name: any non-empty label name
+    :raises ValueError: for an empty name
+    """
+    if _LEGACY_LABEL_NAME.match(name):
+        return name
+    if not name:
+        raise ValueError("a label name must not be empty")
+    return f'"{escape_label_value(name)}"'
+
+
 def selector(metric: str | None = None, **matchers: str | tuple[str, str]) -> str:
     """Build a series selector such as ``up{instance="a:9100",fqdn!=""}``.
 
     Each matcher is ``label=value`` (equality) or ``label=(op, value)`` with op
-    one of ``=``, ``!=``, ``=~``, ``!~``.  Values are escaped.
+    one of ``=``, ``!=``, ``=~``, ``!~``.  Values are escaped; names outside
+    the classic charset are quoted (:func:`quote_name`), and so is such a
+    metric name, inside the braces: ``{"http.requests",job="a"}``.
 
     :param metric: metric name, or None for a bare ``{...}`` selector
     :param matchers: label name to value or (operator, value)
-    :raises ValueError: for an invalid metric or label name, an unknown
+    :raises ValueError: for an empty metric or label name, an unknown
         operator, or an empty selector
     """
-    if metric is not None and not re.match(r"^[A-Za-z_:][A-Za-z0-9_:]*$", metric):
-        raise ValueError(f"invalid metric name {metric!r}")
     parts = []
+    if metric is not None and not _LEGACY_METRIC_NAME.match(metric):
+        if not metric:
+            raise ValueError("a metric name must not be empty")
+        parts.append(f'"{escape_label_value(metric)}"')
+        metric = None
     for name, matcher in matchers.items():
-        if not _LABEL_NAME.match(name):
-            raise ValueError(f"invalid label name {name!r}")
         op, value = ("=", matcher) if isinstance(matcher, str) else matcher
         if op not in ("=", "!=", "=~", "!~"):
             raise ValueError(f"invalid matcher operator {op!r}")
-        parts.append(f'{name}{op}"{escape_label_value(value)}"')
+        parts.append(f'{quote_name(name)}{op}"{escape_label_value(value)}"')
     if metric is None and not parts:
         raise ValueError("a selector needs a metric name or a matcher")
     return f"{metric or ''}{{{','.join(parts)}}}"
-
-
-def placeholders(template: str) -> list[str]:
-    """Return the placeholder names of ``template``, in order of appearance."""
-    return _PLACEHOLDER.findall(template)
 
 
 def render(template: str, values: Mapping[str, str | None], *, name: str = "query") -> str:
@@ -80,16 +104,18 @@ def render(template: str, values: Mapping[str, str | None], *, name: str = "quer
     The template is expected to put placeholders inside double-quoted
     strings (``{instance="{instance}"}``); the value is escaped for that.
 
-    :param template: PromQL with ``{name}`` placeholders
+    :param template: PromQL with ``{name}`` placeholders (any label or
+        property name, ``{service.name}`` included)
     :param values: names to values (alert labels, resource properties)
     :param name: the query's name, for the error message
     :raises MetricsError: when a placeholder has no value
     """
-    missing = [key for key in placeholders(template) if values.get(key) is None]
+    missing = [key for key in placeholders(template)
+               if not names_something(key) or values.get(key) is None]
     if missing:
         raise MetricsError(
             backend="promql",
             problem=(f"enrichment query {name!r} needs "
                      f"{', '.join(sorted(set(missing)))}, which the alert does not "
                      "carry"))
-    return _PLACEHOLDER.sub(lambda m: escape_label_value(str(values[m.group(1)])), template)
+    return PLACEHOLDER.sub(lambda m: escape_label_value(str(values[m.group(1)])), template)

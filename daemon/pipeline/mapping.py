@@ -28,6 +28,7 @@ import yaml
 from yaml.constructor import SafeConstructor
 
 from daemon.exception import MappingError
+from daemon.pipeline.resolver import names_something, placeholders
 
 __all__ = [
     "MAX_FILE_SIZE",
@@ -53,10 +54,8 @@ _MAX_MERGE_DEPTH: Final = 32
 #: Operators of a ``key`` condition written as a mapping (``job: {"=~": "node.*"}``).
 OPERATORS: Final = ("=", "!=", "=~", "!~", "present")
 
-_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _QUERY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 
 _RULE_KEYS: Final = ("name", "key", "type", "resource", "metrics")
 _PROPERTY_KEYS: Final = ("label", "value", "transform", "default")
@@ -478,20 +477,16 @@ def _rule_index(rule: Rule) -> int:
     return rule.index
 
 
-# --------------------------------------------------------------------------- queries
+# --------------------------------------------------------------------------- names
 
-def placeholders(template: str) -> list[str]:
-    """The placeholder names of an enrichment query template, in order.
+def _is_label_name(name: str) -> bool:
+    """Whether ``name`` can be a label name: any non-empty text.
 
-    ``{name}`` stands for the value of an alert label or a resource property
-    of the same name (properties win); ``daemon/metrics/promql.py`` renders
-    templates with exactly this syntax, escaping each value for a
-    double-quoted PromQL string.  PromQL's own braces never clash: a selector
-    holds a matcher (``{job="node"}``), a placeholder only a name.
-
-    :param template: the PromQL template
+    Prometheus 3 and recent Alertmanager releases accept any UTF-8 label
+    name (OpenTelemetry's ``service.name``), not only ``[A-Za-z_][A-Za-z0-9_]*``;
+    the YAML reader already refuses what is not UTF-8 (a lone surrogate).
     """
-    return _PLACEHOLDER.findall(template)
+    return bool(name)
 
 
 def compile_conditions(node: yaml.Node, *, source: str, rule: int | None = None,
@@ -777,7 +772,7 @@ class _Compiler:
                 "written explicitly, e.g. alertname: {present: true})"))
         conditions: list[Condition] = []
         for label, key_node, value_node in items:
-            if not _LABEL_NAME.match(label):
+            if not _is_label_name(label):
                 raise self.error(key_node, f"key: {label!r} is not a valid label name")
             conditions.extend(self.compile_label(label, value_node, f"key.{label}"))
         return tuple(conditions)
@@ -829,7 +824,7 @@ class _Compiler:
             if (isinstance(value_node, yaml.ScalarNode)
                     and value_node.tag == "tag:yaml.org,2002:str"):
                 label = self.string(value_node, where)
-                if not _LABEL_NAME.match(label):
+                if not _is_label_name(label):
                     raise self.error(value_node, (
                         f"{where}: {label!r} is not a valid label name "
                         f"(for a literal write {{value: {label!r}}})"))
@@ -855,7 +850,7 @@ class _Compiler:
                 specs.append(PropertySpec(name, value=literal))
                 continue
             label = self.string(fields["label"], f"{where}.label")
-            if not _LABEL_NAME.match(label):
+            if not _is_label_name(label):
                 raise self.error(fields["label"],
                                  f"{where}.label: {label!r} is not a valid label name")
             transforms: tuple[str, ...] = ()
@@ -892,5 +887,12 @@ class _Compiler:
                 raise self.error(value_node, (
                     f"metrics.{name}: '{{{{' in the query; placeholders are written "
                     "{label_name}, not as Go templates (see docs/mapping.md)"))
+            for placeholder in placeholders(template):
+                if not names_something(placeholder):
+                    raise self.error(value_node, (
+                        f"metrics.{name}: placeholder {{{placeholder}}} names nothing; "
+                        "a placeholder is a label or property name in braces, with no "
+                        "blanks around it ({instance}, {service.name}); an empty PromQL "
+                        "selector (up{}) is the metric alone (up)"))
             queries[name] = template
         return queries

@@ -8,10 +8,44 @@ compute host's FQDN, an instance UUID) and fetches enrichment values.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
-__all__ = ["Resolution", "ResolveRequest", "Resolver"]
+__all__ = ["PLACEHOLDER", "Resolution", "ResolveRequest", "Resolver", "names_something",
+           "placeholders"]
+
+#: A placeholder of an enrichment query template: a name in braces.  The name
+#: is any label or property name (Prometheus 3 allows any UTF-8 label name,
+#: ``{service.name}``) without a brace, a quote, ``=`` or ``~``: those are
+#: what PromQL's own braces hold (``{job="node"}``, ``{"service.name"="a"}``),
+#: so the two never clash.  Regular-expression syntax inside a matcher's
+#: string is not a placeholder either: counted repetitions (``a{2,3}``,
+#: ``{2}``, ``{,3}``) and Unicode classes (``\p{Greek}``).
+PLACEHOLDER: Final = re.compile(
+    r"(?<!\\[pP])\{(?!(?:[0-9]+,?[0-9]*|,[0-9]+)\})([^{}\"'`=~]*)\}")
+
+
+def placeholders(template: str) -> list[str]:
+    """The placeholder names of an enrichment query template, in order.
+
+    A name may be empty or blank (``{}``, ``{ job }``): such a placeholder
+    names nothing, and the mapping file refuses it (``load_mapping``).
+
+    :param template: PromQL with ``{name}`` placeholders
+    """
+    return PLACEHOLDER.findall(template)
+
+
+def names_something(placeholder: str) -> bool:
+    """Whether a placeholder's name can name a label or property.
+
+    Empty, blank, or with blanks around it (``{}``, ``{ job }``), it names
+    nothing: the mapping file refuses it and a query holding it is not run.
+
+    :param placeholder: a name :func:`placeholders` returned
+    """
+    return bool(placeholder) and placeholder == placeholder.strip()
 
 
 @dataclasses.dataclass(frozen=True, slots=True)

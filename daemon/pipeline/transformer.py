@@ -375,7 +375,7 @@ class Transformer:
         payload["name"] = labels.get("alertname", "")
         if kind == "resolved":
             payload["reason"] = transition.reason or "resolved"
-            end = _end_time(alert.ends_at, transition.observed_at)
+            end = _end_time(alert.ends_at, alert.starts_at, transition.observed_at)
             payload["ends_at"] = self._iso.get(end) or self._iso_time(end)
         starts_at = alert.starts_at
         payload["starts_at"] = self._iso.get(starts_at) or self._iso_time(starts_at)
@@ -395,13 +395,17 @@ class Transformer:
                          sequence, payload)
 
 
-def _end_time(ends_at: datetime.datetime | None,
+def _end_time(ends_at: datetime.datetime | None, starts_at: datetime.datetime,
               observed_at: datetime.datetime) -> datetime.datetime:
-    """When a resolved alarm ended: its endsAt, unless missing or after we saw it end."""
-    if ends_at is None:
-        return observed_at
+    """When a resolved alarm ended, never before it started.
+
+    The lifecycle tracker gives the end in the source's clock (it knows the
+    offset); ``observed_at`` (the relay's clock) only stands in when the end is
+    missing.
+    """
+    end = observed_at if ends_at is None else ends_at
     try:
-        return ends_at if ends_at < observed_at else observed_at
+        return end if end >= starts_at else starts_at
     except TypeError:  # naive against aware
         return observed_at
 

@@ -514,6 +514,12 @@ class Dispatcher:
                 await asyncio.shield(fut)
             except Exception:
                 return  # logged by _on_acked; the ids are kept for later
+            if self._ack is fut:
+                # Done, but its done-callback (_on_acked, which clears _ack) has
+                # not run yet: awaiting a done future does not yield to the loop,
+                # so without this the loop would spin here forever. One turn of
+                # the loop runs it (it was scheduled when the future finished).
+                await asyncio.sleep(0)
 
     # -- helpers ----------------------------------------------------------
 

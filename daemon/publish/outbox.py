@@ -29,6 +29,14 @@ changes what is sent: the stored row is the same event, and the dispatcher
 sends exactly what :meth:`Outbox.put` was given (callers must not change an
 event's payload after putting it).
 
+Size: an event whose payload takes more than ``max_event_bytes`` of JSON (one
+alert with a 12 MB annotation) is cut by :func:`~daemon.pipeline.event.bound_event`
+before it is stored, and so is one stored larger by an earlier relay when it is
+read back: the broker refuses a message over its own limit (RabbitMQ 4: 16 MiB),
+and such an event would hold its alarm in the outbox forever. The length of the
+JSON the outbox writes anyway is the measure, so an event of normal size costs
+one comparison.
+
 Threading: the connection is opened with ``check_same_thread=False`` because
 the service creates it in one thread and then calls it from its single DB
 executor thread. All calls must come from that one thread (one at a time);
@@ -46,9 +54,9 @@ from typing import Any
 from oslo_log import log
 
 from daemon import exception, telemetry
-from daemon.pipeline.event import AlarmEvent, new_event
+from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
 
-__all__ = ["Outbox"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "Outbox"]
 
 LOG = log.getLogger(__name__)
 
@@ -70,6 +78,11 @@ _SCHEMA = (
     )""",
 )
 
+#: Default of ``max_event_bytes`` (``[publisher] max_event_bytes``): 1 MiB.
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+#: Smallest ``max_event_bytes``: room for the fields that are never cut.
+MIN_EVENT_BYTES = 16 * 1024
+
 # Rows deleted per DELETE statement (SQLite's default limit on host
 # parameters is 32766; stay well below it).
 _ACK_CHUNK = 500
@@ -83,16 +96,22 @@ class Outbox:
         :class:`~daemon.exception.OutboxFull` beyond it
     :param cache_events: most events put and not yet read kept in memory to
         skip decoding them on read (0: none); about 2.5 KB each
+    :param max_event_bytes: most bytes of JSON an event's payload takes; a
+        larger one is cut (``bound_event``) when it is put or read back
     """
 
-    def __init__(self, path: str, *, max_events: int, cache_events: int = 10000) -> None:
+    def __init__(self, path: str, *, max_events: int, cache_events: int = 10000,
+                 max_event_bytes: int = DEFAULT_MAX_EVENT_BYTES) -> None:
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
         if cache_events < 0:
             raise ValueError("cache_events must be 0 or more")
+        if max_event_bytes < MIN_EVENT_BYTES:
+            raise ValueError(f"max_event_bytes must be at least {MIN_EVENT_BYTES}")
         self.path = path
         self.max_events = max_events
         self.cache_events = cache_events
+        self.max_event_bytes = max_event_bytes
         self._db: sqlite3.Connection | None = None
         self._depth = 0
         self._full = False
@@ -181,9 +200,11 @@ class Outbox:
                             self._depth, self.max_events)
             raise exception.OutboxFull(depth=self._depth, limit=self.max_events)
         now = time.time()
-        rows = [(e.event_id, e.event_type, e.alarm_id, e.sequence,
-                 json.dumps(e.payload, separators=(",", ":")), now)
-                for e in events]
+        texts = [encode_payload(e.payload) for e in events]
+        if texts and max(map(len, texts)) > self.max_event_bytes:
+            events, texts = self._bound(events, texts, "put")
+        rows = [(e.event_id, e.event_type, e.alarm_id, e.sequence, text, now)
+                for e, text in zip(events, texts, strict=True)]
         upserts = []
         deletes = []
         for key, record in states:
@@ -220,6 +241,23 @@ class Outbox:
         if self._full and self._depth < self.max_events:
             self._full = False
             LOG.info("outbox accepts events again (%d unsent)", self._depth)
+
+    def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
+               stage: str) -> tuple[list[AlarmEvent], list[str]]:
+        """``events`` and their JSON with every payload over ``max_event_bytes`` cut."""
+        limit = self.max_event_bytes
+        events = list(events)
+        for index, text in enumerate(texts):
+            if len(text) <= limit:
+                continue
+            event = events[index]
+            events[index], texts[index], cut = bound_event(event, text, limit)
+            telemetry.EVENTS_TRUNCATED.labels(stage=stage).inc()
+            LOG.warning("event %s (%s, alarm %s) takes %d bytes of JSON, more than "
+                        "[publisher] max_event_bytes %d: cut %s, now %d bytes",
+                        event.event_id, event.event_type, event.alarm_id, len(text), limit,
+                        ", ".join(cut) or "nothing", len(texts[index]))
+        return events, texts
 
     def ack(self, event_ids: Iterable[str]) -> int:
         """Remove events the broker confirmed.
@@ -286,11 +324,14 @@ class Outbox:
             return [], cursor
         loads = json.loads
         take = self._cache.pop
+        limit = self.max_event_bytes
         events = []
         for row in rows:
             event = take(row[1], None)
             if event is None:
                 event = new_event(row[1], row[2], row[3], row[4], loads(row[5]))
+                if len(row[5]) > limit:  # stored by an earlier relay, or a larger limit
+                    event = self._bound([event], [row[5]], "read")[0][0]
             events.append(event)
         return events, rows[-1][0]
 

@@ -12,8 +12,12 @@ What a cycle asks for, and why:
   ``true``: leaving suppressed alerts out would make a silence look like a
   resolution.
 - ``GET /api/v2/status`` is asked *after* the alert list, so an Alertmanager
-  restart between the two requests shows up as a changed ``uptime`` and the
-  tracker holds resolutions for its grace period.
+  restart between the two requests shows up as a changed ``uptime``: the
+  tracker then knows the replica forgot what it held.
+- The ``Date`` header of the alert list gives the replica's clock offset
+  (:attr:`ReplicaPoll.clock_offset`); an offset beyond
+  ``[alertmanager] max_clock_offset`` is logged once as a warning, and every
+  offset is the gauge ``alarm_relay_clock_offset_seconds{url}``.
 - A replica whose request failed, timed out, or whose body did not decode as a
   list has ``alerts=None``: the tracker never resolves anything from it.
 - Connection errors, 429 and 5xx are retried with jittered exponential backoff,
@@ -26,6 +30,7 @@ import asyncio
 import base64
 import dataclasses
 import datetime
+import email.utils
 import json
 import random
 import ssl
@@ -49,6 +54,7 @@ __all__ = [
     "PollResult",
     "PollerSettings",
     "ReplicaPoll",
+    "clock_offset",
     "display_url",
 ]
 
@@ -69,6 +75,8 @@ class ReplicaPoll:
     :ivar uptime: ``GET /api/v2/status`` uptime (its start time); None if unknown
     :ivar cluster_status: ``ready``, ``settling``, ``disabled`` or None
     :ivar invalid: fingerprints of alerts present but invalid (still present)
+    :ivar clock_offset: the replica's clock minus the relay's, in seconds, from
+        the ``Date`` header (about one second of resolution); None if unknown
     """
 
     url: str
@@ -77,6 +85,7 @@ class ReplicaPoll:
     uptime: str | None = None
     cluster_status: str | None = None
     invalid: frozenset[str] = frozenset()
+    clock_offset: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -124,6 +133,7 @@ class PollerSettings:
     replica_labels: tuple[str, ...] = ()
     min_poll_gap: float = 1.0
     retry_max_wait: float = 2.0
+    max_clock_offset: float = 5.0
     #: the option group these settings come from, named in errors
     group: str = "alertmanager"
 
@@ -158,7 +168,7 @@ class PollerSettings:
             insecure=am.insecure, username=am.username, password=am.password,
             bearer_token_file=am.bearer_token_file,
             replica_labels=tuple(conf.lifecycle.replica_labels or ()),
-            min_poll_gap=am.min_poll_gap)
+            min_poll_gap=am.min_poll_gap, max_clock_offset=am.max_clock_offset)
 
 
 def display_url(url: str) -> str:
@@ -212,6 +222,7 @@ class AlertmanagerPoller:
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._caches = {u: model.ParseCache(settings.replica_labels) for u in self._urls}
         self._up: dict[str, bool] = {}
+        self._skewed: dict[str, bool] = {}
         self._wake: asyncio.Event | None = None
         self._last_poll = 0.0
         self._waiting_since: float | None = None  # polls wait for the outbox backlog
@@ -430,7 +441,8 @@ class AlertmanagerPoller:
         headers = {"Authorization": f"Bearer {token}"} if token else None
         try:
             async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                body = await self._fetch(url, "/api/v2/alerts", self._params, headers, deadline)
+                body, offset = await self._fetch(url, "/api/v2/alerts", self._params, headers,
+                                                 deadline)
                 if len(body) >= _OFFLOAD_BYTES:
                     alerts, invalid = await asyncio.to_thread(self._decode, url, body)
                 else:
@@ -446,8 +458,28 @@ class AlertmanagerPoller:
         if self._up.get(url) is not True:
             LOG.info("Alertmanager %s is up (%d alerts, uptime %s)", shown, len(alerts), uptime)
             self._up[url] = True
+        self._check_offset(url, offset)
         return ReplicaPoll(url=shown, alerts=alerts, error=None, uptime=uptime,
-                           cluster_status=cluster_status, invalid=invalid)
+                           cluster_status=cluster_status, invalid=invalid,
+                           clock_offset=offset)
+
+    def _check_offset(self, url: str, offset: float | None) -> None:
+        """Export the offset; warn once when it crosses max_clock_offset, and once when back."""
+        if offset is None:
+            return
+        shown = self._display[url]
+        telemetry.CLOCK_OFFSET.labels(url=shown).set(offset)
+        limit = self.settings.max_clock_offset
+        skewed = limit > 0 and abs(offset) > limit
+        if skewed and not self._skewed.get(url):
+            LOG.warning("The clock of Alertmanager %s is %+.1f s off the relay's (more than "
+                        "[%s] max_clock_offset %.1f s): times in events are Alertmanager's, "
+                        "and an endsAt counts as passed in its clock; run NTP on both hosts",
+                        shown, offset, self.settings.group, limit)
+        elif not skewed and self._skewed.get(url):
+            LOG.info("The clock of Alertmanager %s is within %.1f s of the relay's again "
+                     "(%+.1f s)", shown, limit, offset)
+        self._skewed[url] = skewed
 
     def _failed(self, shown: str, error: str, began: float) -> ReplicaPoll:
         url = next(u for u, d in self._display.items() if d == shown)
@@ -462,7 +494,9 @@ class AlertmanagerPoller:
         return ReplicaPoll(url=shown, alerts=None, error=error, uptime=None)
 
     async def _fetch(self, url: str, path: str, params: list[tuple[str, str]] | None,
-                     headers: dict[str, str] | None, deadline: float) -> bytes:
+                     headers: dict[str, str] | None, deadline: float
+                     ) -> tuple[bytes, float | None]:
+        """GET with retries; the body and the server's clock offset (from ``Date``)."""
         session = self._sessions[url]
         target = url + path
         retrying = tenacity.AsyncRetrying(
@@ -478,17 +512,21 @@ class AlertmanagerPoller:
 
     async def _get_once(self, session: aiohttp.ClientSession, target: str,
                         params: list[tuple[str, str]] | None,
-                        headers: dict[str, str] | None, deadline: float) -> bytes:
+                        headers: dict[str, str] | None, deadline: float
+                        ) -> tuple[bytes, float | None]:
         remaining = deadline - time.monotonic()
         timeout = aiohttp.ClientTimeout(total=max(0.05, min(self.settings.timeout, remaining)))
         try:
+            sent = time.time()
             async with session.get(target, params=params, headers=headers,
                                    timeout=timeout) as response:
+                answered = time.time()
                 if response.status == 429 or response.status >= 500:
                     raise _Retryable(f"HTTP {response.status} from {response.url.path}")
                 if response.status != 200:
                     raise _Fatal(f"HTTP {response.status} from {response.url.path}")
-                return await response.read()
+                return await response.read(), clock_offset(
+                    response.headers.get("Date"), sent, answered)
         except aiohttp.ClientResponseError as err:
             raise _Retryable(f"HTTP error: {err.status} {err.message}") from err
         except (aiohttp.ClientError, TimeoutError) as err:
@@ -536,7 +574,7 @@ class AlertmanagerPoller:
     async def _status(self, url: str, headers: dict[str, str] | None,
                       deadline: float) -> tuple[str | None, str | None]:
         try:
-            body = await self._fetch(url, "/api/v2/status", None, headers, deadline)
+            body, _ = await self._fetch(url, "/api/v2/status", None, headers, deadline)
             status = json.loads(body)
         except (_Retryable, _Fatal, ValueError) as err:
             LOG.debug("GET %s/api/v2/status failed: %s", self._display[url], err)
@@ -559,6 +597,29 @@ class _stop_before(tenacity.stop.stop_base):
     def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
         upcoming = retry_state.upcoming_sleep or 0.0
         return time.monotonic() + upcoming >= self.deadline - 0.05
+
+
+def clock_offset(date: str | None, sent: float, answered: float) -> float | None:
+    """A server's clock minus ours, in seconds, from its HTTP ``Date`` header.
+
+    ``Date`` has a resolution of one second and is taken while the response
+    is written, so it is compared with the middle of the exchange, plus half
+    a second (the truncated fraction).
+
+    :param date: the header (RFC 9110 IMF-fixdate), or None
+    :param sent: our time.time() when the request was sent
+    :param answered: our time.time() when the response headers arrived
+    :returns: seconds, or None without a readable header
+    """
+    if not date:
+        return None
+    try:
+        stamp = email.utils.parsedate_to_datetime(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if stamp.tzinfo is None:
+        return None
+    return round(stamp.timestamp() + 0.5 - (sent + answered) / 2.0, 3)
 
 
 def _describe(err: BaseException) -> str:

@@ -17,6 +17,7 @@ import sys
 import time
 
 import kombu
+import pytest
 import yaml
 
 from tests.harness.ports import port_open
@@ -91,6 +92,7 @@ def _run_demo(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
                           timeout=timeout, check=False)
 
 
+@pytest.mark.timeout(600)  # long: the whole demo scenario (47 s measured)
 def test_demo_shows_firing_resolved_and_silenced_then_cleans_up():
     began = time.monotonic()
     proc = _run_demo("--duration", str(DURATION), timeout=DURATION + 90)

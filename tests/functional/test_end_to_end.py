@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from tests.functional.conftest import FQDN
 from tests.harness.bus import Consumer, delete_entities
 from tests.harness.ports import wait_until
@@ -38,6 +40,7 @@ alerts:
 """
 
 
+@pytest.mark.timeout(600)  # long: a real rule fires, then resolves (70 s measured)
 def test_alert_rule_to_consumer_with_resolution_via_aetos(
         tmp_path, node_exporter, prometheus_factory, rabbit_url, unique_name):
     exchange = topic = unique_name

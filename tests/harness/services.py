@@ -993,8 +993,11 @@ class RabbitNode(Service):
         dist_port: int | None = None,
         nodename: str | None = None,
         workdir: str | Path | None = None,
+        extra_config: str = "",
     ) -> None:
         super().__init__(port=port, workdir=workdir)
+        #: lines appended to the node's rabbitmq.conf (``max_message_size = 16777216``)
+        self.extra_config = extra_config
         self.dist_port = dist_port if dist_port is not None else free_port()
         self.nodename = nodename or f"relaytest-{secrets.token_hex(4)}@localhost"
         self.home = self.workdir / "home"
@@ -1022,6 +1025,7 @@ class RabbitNode(Service):
             "loopback_users.guest = true\n"
             "log.console = true\n"
             "log.file.level = info\n"
+            + self.extra_config
         )
         (self.workdir / "rabbitmq-env.conf").write_text("")
         (self.workdir / "enabled_plugins").write_text("[].\n")

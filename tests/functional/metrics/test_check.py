@@ -19,6 +19,11 @@ from tests.functional.metrics.conftest import (
 )
 from tests.harness.services import Alertmanager, shared_transport_url
 
+# Long: the first test of this package pays the metrics stack's start (Keystone
+# bootstrap, 74 s measured here, more on a fresh machine).
+pytestmark = pytest.mark.timeout(600)
+
+
 MANAGE = Path(sys.executable).with_name("alarm-relay-manage")
 
 

@@ -23,6 +23,11 @@ from tests.functional.metrics.conftest import (
     UUID,
 )
 
+# Long: the first test of this package pays the metrics stack's start (Keystone
+# bootstrap, 74 s measured here, more on a fresh machine).
+pytestmark = pytest.mark.timeout(600)
+
+
 QUERIES = {"load1": 'node_load1{instance="{instance}"}',
            "up": 'up{fqdn="{host_fqdn}"}',
            "domain_info": 'libvirt_domain_info{resource="{instance_uuid}"}'}

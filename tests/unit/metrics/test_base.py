@@ -141,6 +141,22 @@ async def test_query_labels_series(server):
     assert seen[3].query.getall("match[]") == ["up", "node_load1"]
 
 
+async def test_label_values_of_a_utf8_label_name_use_prometheus_3_escaping(server):
+    # Issue 13: /api/v1/label/<name>/values takes a name outside the classic charset in
+    # Prometheus 3's value encoding (U__ prefix, other characters as _<hex>_).
+    url, answers, seen = server
+    answers["/api/v1/label/U__host_2e_name/values"] = _ok(["w-1.example.org"])
+    answers["/api/v1/label/U__a__b_2f_c/values"] = _ok(["x"])
+    answers["/api/v1/label/U___31_x/values"] = _ok(["y"])
+    async with _Backend(url, timeout=2) as backend:
+        assert await backend.label_values("host.name") == ["w-1.example.org"]
+        assert await backend.label_values("a_b/c") == ["x"]
+        assert await backend.label_values("1x") == ["y"]
+    assert [r.path for r in seen] == ["/api/v1/label/U__host_2e_name/values",
+                                      "/api/v1/label/U__a__b_2f_c/values",
+                                      "/api/v1/label/U___31_x/values"]
+
+
 @pytest.mark.parametrize("status,body,expected,kind", [
     (400, {"status": "error", "errorType": "bad_data", "error": "parse error"},
      "HTTP 400: bad_data: parse error", QueryRejected),

@@ -250,6 +250,74 @@ def test_metrics_templates_are_kept_for_the_resolver():
     assert mapping_mod.placeholders(rule.queries["cpu"]) == ["instance"]
 
 
+# ------------------------------------------------------------------ UTF-8 label names
+# Issue 13, case utf8-label-names: Prometheus 3 and recent Alertmanager accept any UTF-8
+# label name (OpenTelemetry's service.name); the mapping names them wherever it names a label.
+
+OTEL_LABELS = {"alertname": "HighErrorRate", "service.name": "checkout",
+               "k8s.namespace.name": "shop", "host.name": "worker-3.example.org",
+               "instance": "192.0.2.80:8080"}
+
+
+def test_utf8_label_names_in_key_and_resource():
+    mapping = parse("""
+        alerts:
+        - name: otel-service
+          key:
+            alertname: HighErrorRate
+            k8s.namespace.name: shop
+          type: service
+          resource:
+            service: service.name
+            host: {label: host.name, transform: short_host}
+        """)
+    match = mapping.match(OTEL_LABELS)
+    assert match is not None and match.rule.ref == "otel-service"
+    assert match.properties == {"service": "checkout", "host": "worker-3"}
+    assert mapping.match({**OTEL_LABELS, "k8s.namespace.name": "other"}) is None
+
+
+@pytest.mark.parametrize("name", ["service.name", "k8s.pod name", "é-label", "a:b", "9lives",
+                                  "instance:port", 'q"uote'])
+def test_any_non_empty_label_name_is_accepted(name):
+    mapping = parse_mapping(
+        "alerts:\n"
+        f"- key: {{alertname: A, {name!r}: {{'=~': 'v.*'}}}}\n"
+        f"  resource: {{id: {name!r}, other: {{label: {name!r}, default: d}}}}\n",
+        source="mappings.yaml")
+    match = mapping.match({"alertname": "A", name: "value"})
+    assert match is not None
+    assert match.properties == {"id": "value", "other": "value"}
+
+
+def test_utf8_placeholders_are_placeholders():
+    mapping = parse("""
+        alerts:
+        - key: {alertname: HighErrorRate}
+          resource: {id: instance, host-id: instance}
+          metrics:
+            error_rate: 'rate(http_server_errors_total{"service.name"="{service.name}"}[5m])'
+            by_host: 'up{instance="{host-id}",job=~"a{2,3}"}'
+        """)
+    queries = mapping.rules[0].queries
+    assert mapping_mod.placeholders(queries["error_rate"]) == ["service.name"]
+    assert mapping_mod.placeholders(queries["by_host"]) == ["host-id"]
+
+
+@pytest.mark.parametrize("query,shown", [
+    ("'up{}'", "{}"),
+    ("'up{instance=\"{ instance }\"}'", "{ instance }"),
+    ("'up{instance=\"{instance }\"}'", "{instance }"),
+    ("'sum(x{a=\"{}\"})'", "{}"),
+])
+def test_a_placeholder_that_names_nothing_is_refused_with_its_line(query, shown):
+    message = error_of(
+        "alerts:\n- key: {alertname: A}\n  resource: {id: a}\n"
+        f"  metrics:\n    ok: 'up'\n    bad: {query}\n")
+    assert message.startswith(
+        f"mappings.yaml:6: rule 1: metrics.bad: placeholder {shown} names nothing"), message
+
+
 def test_yaml_anchors_and_merge_keys():
     mapping = parse("""
         alerts:
@@ -320,9 +388,11 @@ def test_error_names_file_line_and_rule_for_a_list_resource_value():
      "mappings.yaml:2: rule 1: duplicate key 'alertname' in 'key' (first on line 2)"),
     ("alerts:\n- key: {alertname: A}\n  key: {job: B}\n  resource: {id: x}\n",
      "mappings.yaml:3: rule 1: duplicate key 'key' in a rule (first on line 2)"),
-    ("alerts:\n- key: {alertname: A}\n  resource: {id: instance:port}\n",
-     "mappings.yaml:3: rule 1: resource.id: 'instance:port' is not a valid label name "
-     "(for a literal write {value: 'instance:port'})"),
+    ("alerts:\n- key: {alertname: A}\n  resource: {id: ''}\n",
+     "mappings.yaml:3: rule 1: resource.id: '' is not a valid label name "
+     "(for a literal write {value: ''})"),
+    ("alerts:\n- key: {alertname: A}\n  resource: {id: {label: ''}}\n",
+     "mappings.yaml:3: rule 1: resource.id.label: '' is not a valid label name"),
     ("alerts:\n- key: {alertname: A}\n  resource: {id: null}\n",
      "mappings.yaml:3: rule 1: resource.id: resource value must be a label name or a literal "
      "({value: ...}), got null"),
@@ -343,8 +413,14 @@ def test_error_names_file_line_and_rule_for_a_list_resource_value():
      "mappings.yaml:4: rule 1: metrics.m: '{{' in the query"),
     ("alerts:\n- key: {alertname: A}\n  resource: {id: a}\n  metrics: {m-1: 'up'}\n",
      "rule 1: metrics: 'm-1' is not a valid metric name"),
-    ("alerts:\n- key: {'bad label': A}\n  resource: {id: a}\n",
-     "mappings.yaml:2: rule 1: key: 'bad label' is not a valid label name"),
+    ("alerts:\n- key: {'': A}\n  resource: {id: a}\n",
+     "mappings.yaml:2: rule 1: key: '' is not a valid label name"),
+    ("alerts:\n- key: {alertname: A}\n  resource: {id: a}\n"
+     "  metrics:\n    m: 'up{a=\"{ instance }\"}'\n",
+     "mappings.yaml:5: rule 1: metrics.m: placeholder { instance } names nothing"),
+    ("alerts:\n- key: {alertname: A}\n  resource: {id: a}\n"
+     "  metrics:\n    m: 'up{}'\n",
+     "mappings.yaml:5: rule 1: metrics.m: placeholder {} names nothing"),
     ("alerts:\n- key: {alertname: A}\n  resource: {id: a}\n- 42\n",
      "mappings.yaml:4: rule 2: a rule must be a mapping, got an integer"),
 ])

@@ -119,8 +119,16 @@ def test_updated_is_firing_and_resolved_carries_reason_and_end(seed):
     assert resolved.event_type == "alarm.resolved"
     assert resolved.payload["status"] == "resolved"
     assert resolved.payload["reason"] == "disappeared"
-    # endsAt lies in the future (Alertmanager's projection): the end is when we saw it go.
-    assert resolved.payload["ends_at"] == "2026-11-21T22:02:00Z"
+    # The lifecycle tracker states the end, in Alertmanager's clock (which may
+    # run ahead of the relay's observed_at): the event carries it as stated.
+    assert resolved.payload["ends_at"] == "2026-11-21T22:06:00Z"
+    # ... never before the start, and observed_at stands in for a missing end.
+    early = make_alert(LIBVIRT, ends_at=NOW - datetime.timedelta(hours=1))
+    assert run(transformer, make_transition(early, "resolved")).payload["ends_at"] == \
+        "2026-11-21T21:57:00Z"
+    unknown = make_alert(LIBVIRT, ends_at=None)
+    assert run(transformer, make_transition(unknown, "resolved")).payload["ends_at"] == \
+        "2026-11-21T22:02:00Z"
     ended = make_alert(LIBVIRT, ends_at=NOW - datetime.timedelta(seconds=30))
     payload = run(transformer, make_transition(ended, "resolved")).payload
     assert payload["ends_at"] == "2026-11-21T22:01:30Z" and payload["reason"] == "resolved"
@@ -479,7 +487,7 @@ def _expected_payload(transition, resource, event_id, host):
     def iso(value):
         return value.astimezone(datetime.UTC).isoformat().replace("+00:00", "Z")
     resolved = transition.kind == "resolved"
-    end = min(alert.ends_at or transition.observed_at, transition.observed_at)
+    end = max(alert.ends_at or transition.observed_at, alert.starts_at)
     raw = alert.labels.get("severity")
     return {
         "schema_version": "1.0", "event_id": event_id, "alarm_id": transition.alarm_id,

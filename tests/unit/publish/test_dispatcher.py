@@ -377,3 +377,28 @@ async def test_a_backlog_is_shared_out_over_all_threads(outbox, executors, monke
     assert sizes[:4] == [25, 25, 25, 25]
     assert max(sizes[4:]) <= 25
     _assert_ordered(notifier.sent)
+
+
+@pytest.mark.timeout(10)
+async def test_flush_returns_when_the_ack_is_done_before_its_callback_ran(outbox, executors):
+    # Issue 13: the acknowledgement finished, but its done-callback (which
+    # clears _ack) has not run yet when flushing starts. Awaiting a done
+    # future does not yield, so a flush that waits for the callback without
+    # yielding spins at 100% CPU forever (a relay that never exits on SIGTERM).
+    event = make_event("alarm-1")
+    await _put(executors, outbox, [event])
+    dispatcher = _dispatcher(outbox, FakeNotifier(), executors)
+    dispatcher._attach()
+    dispatcher._loaded = 1
+    dispatcher._to_ack = [event.event_id]
+    fut = dispatcher._start_ack()
+    executors[0].submit(lambda: None).result()  # the DB thread wrote the ack
+    # One turn of the loop: the executor's result reaches the future, which
+    # schedules _on_acked behind this task.
+    await asyncio.sleep(0)
+    assert fut.done() and dispatcher._ack is fut, "precondition: callback not run yet"
+
+    await dispatcher._flush_acks()
+
+    assert dispatcher._ack is None and not dispatcher._to_ack
+    assert outbox.depth() == 0

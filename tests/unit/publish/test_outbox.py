@@ -221,3 +221,52 @@ def test_batched_puts_drain_completely_through_the_cursor(tmp_path):
                 box.ack(e.event_id for e in batch[i:i + 200])
         assert seen == [e.event_id for e in events]
         assert box.depth() == 0
+
+
+# ------------------------------------------------------------------ size bound (issue 13)
+
+def _truncated(stage):
+    return telemetry.EVENTS_TRUNCATED.labels(stage=stage)._value.get()
+
+
+def test_a_huge_event_is_cut_when_put_and_its_alarm_goes_on(tmp_path):
+    huge = make_event("alarm-1", 1, annotations={"description": "x" * 12_000_000})
+    after = make_event("alarm-1", 2, event_type="alarm.resolved",
+                       annotations={"description": "x" * 12_000_000})
+    small = make_event("alarm-2", 1, annotations={"summary": "ok"})
+    before = _truncated("put")
+    with Outbox(str(tmp_path / "s.sqlite"), max_events=10,
+                max_event_bytes=100_000) as box:
+        box.put([huge, small])
+        box.put([after])
+        assert _truncated("put") == before + 2
+        cached = box.pending(10)                 # what was put, from memory
+        stored = box.pending(10)                 # decoded from the database
+    for events in (cached, stored):
+        assert [e.event_id for e in events] == [huge.event_id, small.event_id, after.event_id]
+        assert [e.sequence for e in events] == [1, 1, 2]
+        for event in (events[0], events[2]):
+            text = json.dumps(event.payload, separators=(",", ":"))
+            assert len(text) <= 100_000
+            assert "\u2026[truncated " in event.payload["annotations"]["description"]
+    assert cached[1] is small          # normal-sized events are not touched
+    assert stored[0].payload == cached[0].payload
+
+
+def test_an_event_stored_larger_is_cut_when_read(tmp_path):
+    huge = make_event("alarm-1", 1, annotations={"description": "y" * 3_000_000})
+    path = str(tmp_path / "s.sqlite")
+    with Outbox(path, max_events=10, max_event_bytes=16 * 1024 * 1024) as box:
+        box.put([huge])                          # an earlier relay, a larger limit
+    before = _truncated("read")
+    with Outbox(path, max_events=10) as box:     # the default: 1 MiB
+        (event,) = box.pending(1)
+    assert _truncated("read") == before + 1
+    assert event.event_id == huge.event_id
+    assert len(json.dumps(event.payload, separators=(",", ":"))) <= 1024 * 1024
+    assert event.payload["annotations"]["description"].startswith("y" * 1000)
+
+
+def test_max_event_bytes_has_a_floor(tmp_path):
+    with pytest.raises(ValueError):
+        Outbox(str(tmp_path / "s.sqlite"), max_events=10, max_event_bytes=1000)
