@@ -48,11 +48,14 @@ MAX_FILE_SIZE: Final = 1024 * 1024
 _RULE_KEYS: Final = ("name", "key", "severity", "resource_type", "audit_template",
                      "parameters", "cooldown")
 _RULE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z")
-#: ``{name}`` or ``{a.b.c}``: a placeholder; other braces are literal text.
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+#: A placeholder: ``{name}``, ``{resource.id}``, or ``{labels.NAME}`` and
+#: ``{resource.properties.NAME}`` where a label NAME is any text without a brace, a quote,
+#: ``=`` or ``~`` (Prometheus 3 allows any UTF-8 label name: ``{labels.service.name}``).
+#: Other braces are literal text.
+_PLACEHOLDER = re.compile(
+    r"\{((?:labels|resource\.properties)\.[^{}\"'`=~]+|[A-Za-z_][A-Za-z0-9_.-]*)\}")
 _SIMPLE_FIELDS: Final = ("alarm_id", "name", "severity", "fingerprint", "resource.id",
                          "resource.type")
-_LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
 _MAX_NODES: Final = 200_000
 
@@ -148,7 +151,8 @@ def _check_placeholder(path: str) -> str | None:
     if path in _SIMPLE_FIELDS:
         return None
     if path.startswith("labels."):
-        return None if _LABEL_NAME.match(path[len("labels."):]) else "not a label name"
+        name = path[len("labels."):]
+        return None if name == name.strip() else "blanks around the label name"
     if path.startswith("resource.properties."):
         name = path[len("resource.properties."):]
         return None if _PROPERTY_NAME.match(name) else "not a property name"

@@ -12,8 +12,12 @@ import re
 import time
 
 import kombu
+import pytest
 
 from tests.functional.test_demo import AMQP_SHARED, _assert_nothing_left, _run_demo
+
+# Long: the whole demo with a Watcher (67 s measured).
+pytestmark = pytest.mark.timeout(600)
 
 DURATION = 50
 

@@ -27,6 +27,9 @@ from tests.harness.relay import write_config
 from tests.harness.services import shared_transport_url
 from tests.harness.watcher import BridgeProcess, Watcher
 
+# Long: Keystone's venv (about 100 s fresh) and bootstrap, then a Watcher behind it.
+pytestmark = pytest.mark.timeout(600)
+
 BRIDGE_USER, BRIDGE_PASSWORD = "alarm-relay-watcher", "bridge-secret-8f2c"
 WRONG_PASSWORD = "not-the-password-71d0"
 

@@ -8,8 +8,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
+
 from tests.harness.ports import wait_until
 from tests.harness.services import make_alert
+
+# Long: a 30 s outage by design (38 s measured), plus Watcher's install if it comes first.
+pytestmark = pytest.mark.timeout(600)
 
 OUTAGE = 30.0
 

@@ -87,6 +87,18 @@ def test_a_placeholder_without_a_value_is_a_parameter_error():
         rule.render_parameters(event(resource={"type": "host", "id": None, "properties": {}}))
 
 
+def test_any_utf8_label_name_in_a_placeholder():
+    [rule] = parse_rules("rules:\n- name: r\n  key: {service.name: checkout}\n"
+                         "  audit_template: t\n  parameters: {svc: '{labels.service.name}',"
+                         " ns: '{labels.k8s.namespace.name}/x'}\n")
+    labels = {"service.name": "checkout", "k8s.namespace.name": "shop"}
+    assert rule.matches(event(labels=labels))
+    assert rule.render_parameters(event(labels=labels)) == {"svc": "checkout", "ns": "shop/x"}
+    assert error_of("rules:\n- name: r\n  key: {alertname: X}\n  audit_template: t\n"
+                    "  parameters: {a: '{labels. job}'}\n").endswith(
+        "parameters.a: {labels. job}: blanks around the label name")
+
+
 def test_literal_braces_stay():
     [rule] = parse_rules("rules:\n- name: r\n  key: {alertname: X}\n  audit_template: t\n"
                          "  parameters: {expr: 'up{job=\"node\"} == 0', text: '{ not one }'}\n")
