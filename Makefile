@@ -4,7 +4,7 @@
 #   make test       unit + functional tests against the real services
 #   make lint       ruff
 #   make genconfig  regenerate etc/alarm-relay/alarm-relay.conf.sample and docs/configuration.md
-#   make demo       the daemon against real local services
+#   make demo       the daemon against real local services (DEMO_ARGS=--with-watcher: and Watcher)
 #   make bench      the benchmark suite
 
 SHELL := /bin/bash
@@ -14,6 +14,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.alarm-relay-installed
 DEPS := setup.cfg setup.py pyproject.toml requirements.txt test-requirements.txt
 PYTEST_ARGS ?=
+DEMO_ARGS ?=
 
 .PHONY: all venv services test unit functional lint genconfig demo bench clean
 
@@ -46,7 +47,7 @@ genconfig: venv
 	$(PY) -m tools.gen_config_doc
 
 demo: venv services
-	$(PY) tools/demo.py
+	$(PY) tools/demo.py $(DEMO_ARGS)
 
 bench: venv services
 	$(PY) -m benchmarks

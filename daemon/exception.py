@@ -75,3 +75,28 @@ class OutboxFull(AlarmRelayError):
     """The outbox reached its bound; new transitions wait instead of being dropped."""
 
     msg_fmt = "outbox full (%(depth)d events pending, limit %(limit)d)"
+
+
+class WatcherRulesError(AlarmRelayError):
+    """A Watcher bridge rules file that does not load; the message names file, line and rule."""
+
+    msg_fmt = "%(where)s: %(problem)s"
+
+
+class WatcherError(AlarmRelayError):
+    """Watcher (or Keystone, on the way to it) did not do what the bridge asked.
+
+    ``recoverable`` says whether asking again later may succeed (Watcher down,
+    5xx, credentials or catalog to fix): the event then stays unacknowledged.
+    A permanent refusal (a 4xx about this request: template not found,
+    parameters refused, audit state) is not recoverable. ``reason`` is a short
+    code for metrics and logs.
+    """
+
+    msg_fmt = "watcher: %(problem)s"
+
+    def __init__(self, message: str | None = None, *, recoverable: bool = True,
+                 reason: str = "error", **kwargs: object) -> None:
+        super().__init__(message, **kwargs)
+        self.recoverable = recoverable
+        self.reason = reason

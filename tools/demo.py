@@ -19,6 +19,13 @@ What it does, in order (every service on a free 127.0.0.1 port, in a temp dir):
 7. runs until Ctrl-C (or ``--duration``), then stops everything it started, by PID, removes
    its exchange and queues from the broker and prints a summary.
 
+With ``--with-watcher`` it also starts a real Watcher (decision engine and API, noauth, in
+its own venv ``.venv-watcher``, installed on first use with the test strategy plugin of
+``tests/harness/watcher_plugin``) and ``alarm-relay-watcher`` with the rules of
+``etc/alarm-relay/demo/watcher-rules.yaml``: ``[watcher]`` lines show the bridge's log and
+the audits as Watcher runs them (one per alarm and rule, a cooldown skip for the second
+critical alarm on the same VM).
+
 Exit status: 0 when events arrived on the bus, 1 when none did, 2 when a service failed to
 start. Run it from the repository root: ``.venv/bin/python tools/demo.py [--duration N]``.
 """
@@ -62,6 +69,9 @@ from tests.harness.services import (  # noqa: E402
 )
 
 DEMO_DIR = REPO / "etc" / "alarm-relay" / "demo"
+WATCHER_RULES_FILE = DEMO_DIR / "watcher-rules.yaml"
+#: The audit template the demo's rules name (goal dummy, the test strategy).
+WATCHER_TEMPLATE = "demo-alarm-audit"
 ALERTS_FILE = DEMO_DIR / "alerts.json"
 MAPPING_FILE = DEMO_DIR / "mappings.yaml"
 RULES_FILE = DEMO_DIR / "prometheus-rules.yaml"
@@ -83,7 +93,7 @@ PHASE_PAUSE = 3.0
 REFRESH_EVERY = 60.0
 AMQP_URL = SHARED_RABBIT_URL.replace("rabbit://", "amqp://").rstrip("/") + "//"
 
-_COLORS = {"demo": "1;34", "relay": "2", "bus": "1", "alarm.firing": "31",
+_COLORS = {"demo": "1;34", "relay": "2", "bus": "1", "watcher": "1;35", "alarm.firing": "31",
            "alarm.updated": "33", "alarm.resolved": "32", "error": "1;31"}
 
 
@@ -150,9 +160,14 @@ def describe_event(line: dict[str, Any]) -> str:
 
 
 class Demo:
-    def __init__(self, out: Output, duration: float | None, *, keep: bool = False) -> None:
+    def __init__(self, out: Output, duration: float | None, *, keep: bool = False,
+                 with_watcher: bool = False) -> None:
         self.out = out
         self.keep = keep
+        self.with_watcher = with_watcher
+        self.watcher: Any = None
+        self.bridge: Any = None
+        self.audits: dict[str, str] = {}
         self.duration = duration
         self.began = time.monotonic()
         self.tag = uuid.uuid4().hex[:8]
@@ -207,6 +222,8 @@ class Demo:
             "aetos_client": {"endpoint_override": aetos.url, "auth_mode": "noauth"},
         })
         self._wait_for_consumer()
+        if self.with_watcher:
+            self._start_watcher()
         self._start_relay()
 
         started = dt.datetime.now(dt.UTC)
@@ -228,6 +245,8 @@ class Demo:
         self._resolve_and_silence()
         self._wait(lambda: (set(TO_RESOLVE) <= self._names("alarm.resolved")
                             and TO_SILENCE in self._names("alarm.updated")), 30)
+        if self.with_watcher:
+            self._wait(self._audits_done, 60)
         if not self.stop_event.is_set():
             if self.duration is None:
                 out.demo("scenario done; the relay keeps running. Ctrl-C stops everything.")
@@ -304,11 +323,71 @@ class Demo:
     def _start_relay(self) -> None:
         assert self.relay is not None
         self.relay.log_path.touch()
-        self._thread(self._tail_relay_log, self.relay.log_path)
+        self._thread(self._tail_log, self.relay.log_path, "relay", self._relay_gone)
         self.out.demo(f"starting {relay_script()} --config-file {self.relay.config_path}")
         self.relay.start(timeout=60)
         self.out.demo(f"alarm-relay (pid {self.relay.proc.pid}) ready; webhook, /healthz, "
                       f"/readyz, /metrics on {self.relay.url}")
+
+    def _start_watcher(self) -> None:
+        """Watcher (noauth), an audit template of the test strategy, then the bridge."""
+        from tests.harness import watcher as harness
+
+        out = self.out
+        if not harness.WATCHER_VENV.joinpath("bin", "watcher-api-wsgi").exists():
+            out.demo(f"installing Watcher into {harness.WATCHER_VENV} (first time only, "
+                     "about a minute)")
+        self.watcher = harness.Watcher(f"alarm-relay-demo-{self.tag}",
+                                       workdir=self.workdir / "watcher",
+                                       transport_url=SHARED_RABBIT_URL)
+        began = time.monotonic()
+        self.watcher.start()
+        out.demo(f"watcher-decision-engine (pid {self.watcher.engine.pid}) and watcher-api on "
+                 f"{self.watcher.url} (pid {self.watcher.api.pid}) in "
+                 f"{time.monotonic() - began:.1f}s")
+        template = self.watcher.create_audit_template(WATCHER_TEMPLATE)
+        out.demo(f"audit template {WATCHER_TEMPLATE} ({template['uuid']}): goal "
+                 f"{harness.TEST_GOAL}, strategy {harness.TEST_STRATEGY}")
+        self.bridge = harness.BridgeProcess(
+            transport_url=SHARED_RABBIT_URL, exchange=self.exchange, topic=self.topic,
+            pool=f"{self.pool}-watcher", rules=WATCHER_RULES_FILE.read_text(),
+            watcher=self.watcher, workdir=self.workdir / "bridge",
+            sections={"watcher_bridge": {"retry_initial_delay": 1.0,
+                                         "retry_max_delay": 10.0}})
+        self.bridge.log_path.touch()
+        self._thread(self._tail_log, self.bridge.log_path, "watcher", self._bridge_gone)
+        out.demo(f"starting {relay_script('alarm-relay-watcher')} --config-file "
+                 f"{self.bridge.config_path}")
+        self.bridge.start(timeout=60)
+        self._thread(self._watch_audits)
+
+    def _bridge_gone(self) -> bool:
+        return self.bridge is None or self.bridge.proc is None or \
+            self.bridge.proc.poll() is not None
+
+    def _watch_audits(self) -> None:
+        """Print each audit of Watcher when it appears and when its state changes."""
+        while not self.stop_event.wait(1.0):
+            try:
+                audits = self.watcher.audits()
+            except Exception:  # noqa: BLE001,S112 - the API may be busy; next round
+                continue
+            for audit in audits:
+                name, state = audit.get("name") or audit["uuid"], audit["state"]
+                if self.audits.get(name) == state:
+                    continue
+                self.audits[name] = state
+                text = f"audit {name} {state}"
+                if state == "SUCCEEDED":
+                    plans = self.watcher.action_plans(audit["uuid"])
+                    actions = sum(len(self.watcher.actions(p["uuid"])) for p in plans)
+                    text += (f": {len(plans)} action plan(s) "
+                             f"{','.join(p['state'] for p in plans)} with {actions} action(s)")
+                self.out.line("watcher", text)
+
+    def _audits_done(self) -> bool:
+        return bool(self.audits) and all(
+            state in ("SUCCEEDED", "FAILED") for state in self.audits.values())
 
     def _thread(self, target: Callable[..., None], *args: Any) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True)
@@ -338,7 +417,7 @@ class Demo:
             if raw.strip():
                 self.out.line(prefix, raw.rstrip())
 
-    def _tail_relay_log(self, path: pathlib.Path) -> None:
+    def _tail_log(self, path: pathlib.Path, prefix: str, gone: Callable[[], bool]) -> None:
         with path.open(errors="replace") as handle:
             pending = ""
             while True:
@@ -346,10 +425,10 @@ class Demo:
                 if chunk:
                     pending += chunk
                     if pending.endswith("\n"):
-                        self.out.line("relay", _trim_log_line(pending.rstrip()))
+                        self.out.line(prefix, _trim_log_line(pending.rstrip()))
                         pending = ""
                     continue
-                if self.stop_event.is_set() and self._relay_gone():
+                if self.stop_event.is_set() and gone():
                     return
                 time.sleep(0.1)
 
@@ -408,6 +487,21 @@ class Demo:
             except Exception as err:  # noqa: BLE001 - keep stopping the rest
                 out.line("demo", f"alarm-relay (pid {pid}) did not stop cleanly: {err}", "error")
             stopped.append(f"alarm-relay={pid}")
+        if self.bridge is not None and self.bridge.proc is not None:
+            pid = self.bridge.proc.pid
+            try:
+                code = self.bridge.stop(timeout=30)
+                out.demo(f"alarm-relay-watcher (pid {pid}) stopped, exit code {code}")
+            except Exception as err:  # noqa: BLE001 - keep stopping the rest
+                out.line("demo", f"alarm-relay-watcher (pid {pid}) did not stop cleanly: {err}",
+                         "error")
+            stopped.append(f"alarm-relay-watcher={pid}")
+        if self.watcher is not None:
+            for part in (self.watcher.api, self.watcher.engine):
+                pid = part.pid
+                part.stop()
+                if pid is not None:
+                    stopped.append(f"{part.name}={pid}")
         if self.listen is not None:
             pid = self.listen.pid
             if self.listen.poll() is None:
@@ -429,6 +523,8 @@ class Demo:
             self._delete_broker_entities()
         for service in self.services:
             service.close()
+        if self.watcher is not None:
+            self.watcher.close()
         out.demo("stopped pids: " + " ".join(stopped))
         if self.keep:
             out.demo(f"kept the work dir {self.workdir}")
@@ -441,11 +537,21 @@ class Demo:
         try:
             with kombu.Connection(AMQP_URL, connect_timeout=5) as conn:
                 channel = conn.channel()
-                for queue in (self.pool, f"{self.topic}.info"):
+                queues = [self.pool, f"{self.topic}.info"]
+                exchanges = [self.exchange]
+                if self.with_watcher:
+                    queues.append(f"{self.pool}-watcher")
+                    if self.watcher is not None:
+                        more_exchanges, more_queues = self.watcher.broker_entities()
+                        exchanges += more_exchanges
+                        queues += more_queues
+                for queue in queues:
                     channel.queue_delete(queue)
-                channel.exchange_delete(self.exchange)
-            self.out.demo(f"removed exchange {self.exchange} and queues {self.pool}, "
-                          f"{self.topic}.info from the broker")
+                for exchange in exchanges:
+                    channel.exchange_delete(exchange)
+            self.out.demo(f"removed exchange{'s' if len(exchanges) > 1 else ''} "
+                          f"{', '.join(exchanges)} and queues {', '.join(queues)} "
+                          "from the broker")
         except Exception as err:  # noqa: BLE001 - cleanup is best effort
             self.out.line("demo", f"could not remove the demo's queues: {err}", "error")
 
@@ -455,6 +561,10 @@ class Demo:
             total = len(self.events)
         text = ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
         self.out.demo(f"summary: {total} events on the bus ({text})")
+        if self.with_watcher:
+            states = collections.Counter(self.audits.values())
+            detail = ", ".join(f"{k} {v}" for k, v in sorted(states.items())) or "none"
+            self.out.demo(f"summary: {len(self.audits)} Watcher audits ({detail})")
         if not total:
             self.out.line("demo", "no event arrived: see the [relay] lines above", "error")
 
@@ -483,6 +593,9 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="stop after this many seconds (default: run until Ctrl-C)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work dir (configs, logs, relay state) at the end")
+    parser.add_argument("--with-watcher", action="store_true",
+                        help="also run a real Watcher and alarm-relay-watcher, and show the "
+                             "audits the alarms start (docs/watcher.md)")
     parser.add_argument("--no-color", action="store_true",
                         help="plain output (also when stdout is no terminal or NO_COLOR is set)")
     return parser.parse_args(argv)
@@ -492,7 +605,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     color = not args.no_color and sys.stdout.isatty() and not os.environ.get("NO_COLOR")
     out = Output(sys.stdout, color)
-    demo = Demo(out, args.duration, keep=args.keep)
+    demo = Demo(out, args.duration, keep=args.keep, with_watcher=args.with_watcher)
 
     def on_signal(signum: int, _frame: object) -> None:
         if not demo.stop_event.is_set():

@@ -24,10 +24,13 @@ from daemon.conf import (
     prometheus_client,
     publisher,
     service_credentials,
+    watcher_bridge,
+    watcher_client,
     webhook,
 )
 
-__all__ = ["GROUP_MODULES", "PROJECT", "prepare", "register_opts", "set_defaults", "validate"]
+__all__ = ["GROUP_MODULES", "PROJECT", "prepare", "register_opts", "set_defaults", "validate",
+           "validate_watcher_bridge"]
 
 GROUP_MODULES = (
     default,
@@ -40,6 +43,8 @@ GROUP_MODULES = (
     service_credentials,
     prometheus_client,
     publisher,
+    watcher_bridge,
+    watcher_client,
 )
 
 PROJECT = "alarm-relay"
@@ -157,26 +162,9 @@ def validate(conf: cfg.ConfigOpts) -> None:
     :raises ConfigError: naming the option and the problem
     :raises MappingError: when the mapping file does not load
     """
-    import oslo_messaging
-
     _check_values(conf)
     _check_clusters(conf)
-    try:
-        transport_url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
-    except (oslo_messaging.InvalidTransportURL, ValueError):
-        # The URL holds the broker password: never echo it.
-        raise exception.ConfigError(group="DEFAULT", option="transport_url",
-                                    problem="not a valid transport URL") from None
-    drivers = {ep.name for ep in metadata.entry_points(group="oslo.messaging.drivers")}
-    if transport_url.transport not in drivers:
-        raise exception.ConfigError(
-            group="DEFAULT", option="transport_url",
-            problem=f"unknown messaging driver {transport_url.transport!r} "
-                    f"(one of: {', '.join(sorted(drivers))})")
-    for host in transport_url.hosts:
-        if host.port is not None and not 0 < host.port < 65536:
-            raise exception.ConfigError(group="DEFAULT", option="transport_url",
-                                        problem="invalid port")
+    _check_transport(conf)
     if not conf.oslo_messaging_notifications.driver:
         raise exception.ConfigError(
             group="oslo_messaging_notifications", option="driver",
@@ -198,6 +186,60 @@ def validate(conf: cfg.ConfigOpts) -> None:
                     "bearer_token_file; without credentials only loopback is allowed")
     _check_readable("webhook", "bearer_token_file", webhook.bearer_token_file)
     mapping_check(conf)
+    _check_state_dir(conf)
+
+
+def validate_watcher_bridge(conf: cfg.ConfigOpts) -> None:
+    """Check the Watcher bridge's configuration (alarm-relay-watcher) before it starts.
+
+    The bridge may share the relay's file; it checks what it uses: the bus,
+    ``state_dir``, [watcher_bridge] and [watcher_client]. The rules file is
+    loaded (and its errors reported) by the bridge itself.
+
+    :raises ConfigError: naming the option and the problem
+    """
+    _check_values(conf)
+    _check_transport(conf)
+    _check_state_dir(conf)
+    bridge, client = conf.watcher_bridge, conf.watcher_client
+    if client.auth_mode == "noauth" and not client.endpoint_override:
+        raise exception.ConfigError(
+            group="watcher_client", option="endpoint_override",
+            problem="required when auth_mode is noauth (there is no catalog to look in)")
+    if bridge.retry_initial_delay > bridge.retry_max_delay:
+        raise exception.ConfigError(
+            group="watcher_bridge", option="retry_initial_delay",
+            problem=f"{bridge.retry_initial_delay}s is more than retry_max_delay "
+                    f"({bridge.retry_max_delay}s)")
+    if not bridge.state_file or os.sep in bridge.state_file:
+        raise exception.ConfigError(
+            group="watcher_bridge", option="state_file",
+            problem="must be a plain file name (it lives in [DEFAULT] state_dir)")
+    _check_readable("watcher_bridge", "rules_path", bridge.rules_path)
+
+
+def _check_transport(conf: cfg.ConfigOpts) -> None:
+    import oslo_messaging
+
+    try:
+        transport_url = oslo_messaging.TransportURL.parse(conf, conf.transport_url)
+    except (oslo_messaging.InvalidTransportURL, ValueError):
+        # The URL holds the broker password: never echo it.
+        raise exception.ConfigError(group="DEFAULT", option="transport_url",
+                                    problem="not a valid transport URL") from None
+    drivers = {ep.name for ep in metadata.entry_points(group="oslo.messaging.drivers")}
+    if transport_url.transport not in drivers:
+        raise exception.ConfigError(
+            group="DEFAULT", option="transport_url",
+            problem=f"unknown messaging driver {transport_url.transport!r} "
+                    f"(one of: {', '.join(sorted(drivers))})")
+    for host in transport_url.hosts:
+        if host.port is not None and not 0 < host.port < 65536:
+            raise exception.ConfigError(group="DEFAULT", option="transport_url",
+                                        problem="invalid port")
+
+
+def _check_state_dir(conf: cfg.ConfigOpts) -> None:
     state_dir = conf.state_dir
     try:
         os.makedirs(state_dir, exist_ok=True)

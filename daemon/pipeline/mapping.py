@@ -39,6 +39,7 @@ __all__ = [
     "Match",
     "PropertySpec",
     "Rule",
+    "compile_conditions",
     "load_mapping",
     "parse_mapping",
     "placeholders",
@@ -488,6 +489,31 @@ def _is_label_name(name: str) -> bool:
     return bool(name)
 
 
+def compile_conditions(node: yaml.Node, *, source: str, rule: int | None = None,
+                       label: str | None = None) -> tuple[Condition, ...]:
+    """Compile conditions written in the mapping file's matching language elsewhere.
+
+    For other YAML files that match alerts the way the mapping file does (the
+    Watcher bridge's rules, docs/watcher.md): the same operators, the same
+    validation and the same error messages, naming ``source``, the line and
+    the rule.
+
+    :param node: a composed YAML node (``yaml.compose``), so errors know their line:
+        with ``label`` None a ``key`` mapping (label -> string or operators, at
+        least one label); with ``label`` set, the value of that one label
+    :param source: the file name used in error messages
+    :param rule: the 1-based rule number used in error messages, if any
+    :param label: the one label (or field) the conditions test
+    :returns: conditions to test with ``Condition.test(labels)``; all must hold
+    :raises MappingError: naming ``source``, the line and the rule
+    """
+    compiler = _Compiler(source)
+    compiler.rule = rule
+    if label is None:
+        return compiler.compile_key(node)
+    return compiler.compile_label(label, node, label)
+
+
 # --------------------------------------------------------------------------- loading
 
 def load_mapping(path: str | os.PathLike[str], *, max_size: int = MAX_FILE_SIZE) -> CompiledMapping:
@@ -748,36 +774,42 @@ class _Compiler:
         for label, key_node, value_node in items:
             if not _is_label_name(label):
                 raise self.error(key_node, f"key: {label!r} is not a valid label name")
-            if isinstance(value_node, yaml.ScalarNode):
-                value = self.string(value_node, f"key.{label}")
-                conditions.append(Condition(label, "=", value))
+            conditions.extend(self.compile_label(label, value_node, f"key.{label}"))
+        return tuple(conditions)
+
+    def compile_label(self, label: str, value_node: yaml.Node,
+                      where: str) -> tuple[Condition, ...]:
+        """The conditions on one label: a string (equality) or a mapping of operators."""
+        if isinstance(value_node, yaml.ScalarNode):
+            value = self.string(value_node, where)
+            return (Condition(label, "=", value),)
+        if not isinstance(value_node, yaml.MappingNode):
+            raise self.error(value_node, (
+                f"{where} must be a string or a mapping of operators "
+                f"({', '.join(OPERATORS)}), got {self.describe(value_node)}"))
+        ops = self.mapping(value_node, where)
+        if not ops:
+            raise self.error(value_node, f"{where}: no operator given")
+        conditions: list[Condition] = []
+        for op, op_node, operand in ops:
+            if op not in OPERATORS:
+                raise self.error(op_node, (
+                    f"{where}: unknown operator {op!r} "
+                    f"(allowed: {', '.join(OPERATORS)})"))
+            if op == "present":
+                present = self.boolean(operand, f"{where}.present")
+                conditions.append(Condition(label, "present", "true" if present else "false"))
                 continue
-            if not isinstance(value_node, yaml.MappingNode):
-                raise self.error(value_node, (
-                    f"key.{label} must be a string or a mapping of operators "
-                    f"({', '.join(OPERATORS)}), got {self.describe(value_node)}"))
-            ops = self.mapping(value_node, f"key.{label}")
-            if not ops:
-                raise self.error(value_node, f"key.{label}: no operator given")
-            for op, op_node, operand in ops:
-                if op not in OPERATORS:
-                    raise self.error(op_node, (
-                        f"key.{label}: unknown operator {op!r} "
-                        f"(allowed: {', '.join(OPERATORS)})"))
-                if op == "present":
-                    present = self.boolean(operand, f"key.{label}.present")
-                    conditions.append(Condition(label, "present", "true" if present else "false"))
-                    continue
-                value = self.string(operand, f"key.{label}.{op}")
-                regex = None
-                if op in ("=~", "!~"):
-                    try:
-                        regex = re.compile(value)
-                    except re.error as err:
-                        raise self.error(operand, (
-                            f"key.{label}.{op}: invalid regular expression {value!r}: {err}"
-                        )) from None
-                conditions.append(Condition(label, op, value, regex))
+            value = self.string(operand, f"{where}.{op}")
+            regex = None
+            if op in ("=~", "!~"):
+                try:
+                    regex = re.compile(value)
+                except re.error as err:
+                    raise self.error(operand, (
+                        f"{where}.{op}: invalid regular expression {value!r}: {err}"
+                    )) from None
+            conditions.append(Condition(label, op, value, regex))
         return tuple(conditions)
 
     def compile_resource(self, node: yaml.Node) -> tuple[PropertySpec, ...]:

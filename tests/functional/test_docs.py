@@ -10,7 +10,8 @@ prompt ``$`` are. Whitespace is normalised; nothing else is changed.
 A command is **run** when one of the ``RUNNERS`` patterns matches it. It runs in ``bash``
 exactly as written except for the site values of ``SUBSTITUTIONS``, against real services on
 loopback: a running alarm-relay (the daemon's console script) with Alertmanager, Prometheus,
-a node exporter, Aetos (noauth) and the shared RabbitMQ (its own exchange and topic).
+a node exporter, Aetos (noauth) and the shared RabbitMQ (its own exchange and topic), and an
+alarm-relay-watcher with the sample rules (for its /metrics).
 
 Substitutions (site value in the docs -> what the test uses):
 
@@ -21,6 +22,7 @@ bare ``mappings.yaml``                          ``etc/alarm-relay/mappings.yaml`
 bare ``alerts.json``                            ``etc/alarm-relay/demo/alerts.json`` (the seed's)
 ``127.0.0.1:9097``, ``localhost:9097``,         the relay's listener (a free loopback port)
 ``relay-host:9097``
+``127.0.0.1:9098``                              the /metrics of a running alarm-relay-watcher
 ``$USER``                                       a unique name (it names a listen pool)
 ==============================================  ==================================================
 
@@ -53,6 +55,7 @@ import kombu
 import pytest
 
 from daemon.publish.notifier import PRIORITIES
+from tests.harness.ports import free_port
 from tests.harness.relay import RelayProcess
 from tests.harness.services import (
     SHARED_RABBIT_URL,
@@ -64,6 +67,7 @@ from tests.harness.services import (
     ensure_shared_rabbitmq,
     make_alert,
 )
+from tests.harness.watcher import BridgeProcess
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -195,6 +199,23 @@ NOT_RUN: dict[str, str] = {
     "journalctl -u alarm-relay -f": "reads the journal of the systemd unit (not installed here)",
     "journalctl -u alarm-relay --since -1h -p warning":
         "reads the journal of the systemd unit (not installed here)",
+    "openstack optimize audittemplate create host-maintenance cluster_maintaining "
+    "--strategy host_maintenance":
+        "needs a cloud with python-watcherclient; tests/harness/watcher.py creates the tests' "
+        "audit templates through Watcher's REST API",
+    "openstack role add --user alarm-relay --project service admin":
+        "needs a cloud with python-openstackclient; tests/harness/keystone.py assigns roles "
+        "through Keystone's REST API",
+    "install -m 0644 etc/alarm-relay/watcher-rules.yaml /etc/alarm-relay/watcher-rules.yaml":
+        _ROOT_INSTALL + "; tests/unit/watcher/test_sample_rules.py loads the file",
+    "install -m 0644 systemd/alarm-relay-watcher.service "
+    "/etc/systemd/system/alarm-relay-watcher.service":
+        _ROOT_INSTALL + "; tests/unit/test_systemd_unit.py verifies the unit",
+    "systemctl daemon-reload && systemctl enable --now alarm-relay-watcher": _SYSTEMD,
+    "journalctl -u alarm-relay-watcher -f":
+        "reads the journal of the systemd unit (not installed here)",
+    "rabbitmqctl delete_queue watcher-bridge":
+        "deletes a queue of the machine's shared broker; the tests delete theirs with kombu",
 }
 
 
@@ -207,6 +228,7 @@ SUBSTITUTIONS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?<![\w/.-])mappings\.yaml\b"), "mapping"),
     (re.compile(r"(?<![\w/.-])alerts\.json\b"), "alerts"),
     (re.compile(r"\b(?:127\.0\.0\.1|localhost|relay-host):9097\b"), "relay_address"),
+    (re.compile(r"\b127\.0\.0\.1:9098\b"), "bridge_address"),
 ]
 
 
@@ -218,6 +240,7 @@ class Site:
     mapping: str
     alerts: str
     relay_address: str
+    bridge_address: str
     user: str
     relay: RelayProcess
     alertmanager: Alertmanager
@@ -313,6 +336,7 @@ RUNNERS: list[tuple[re.Pattern[str], Callable[[Site, str], None]]] = [
     (re.compile(r"^alarm-relay-manage --config-file \S+ check$"), run_check),
     (re.compile(r"^alarm-relay-manage --config-file \S+ listen(?: --\S+ \S+)*$"), run_listen),
     (re.compile(r"^curl -s http://\S+:9097/\S*(?: \| grep \S+)?$"), run_curl),
+    (re.compile(r"^curl -s http://127\.0\.0\.1:9098/metrics \| grep \S+$"), run_curl),
 ]
 
 
@@ -416,6 +440,16 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
             "aetos_client": {"endpoint_override": aetos.url, "auth_mode": "noauth"},
         })
         relay.start()
+        # alarm-relay-watcher with the sample rules, for its /metrics; Watcher is not
+        # needed for that (a closed port: the bridge starts and would retry).
+        bridge = BridgeProcess(
+            transport_url=SHARED_RABBIT_URL, exchange=name, topic=name, pool=f"{name}-bridge",
+            rules=(REPO / "etc" / "alarm-relay" / "watcher-rules.yaml").read_text(),
+            watcher=None, workdir=tmp / "bridge",
+            sections={"watcher_client": {"auth_mode": "noauth",
+                                         "endpoint_override": f"http://127.0.0.1:{free_port()}"}})
+        started.append(bridge)
+        bridge.start()
         deadline = time.monotonic() + 30
         while relay.get("/readyz")[0] != 200:
             assert time.monotonic() < deadline, relay.get("/readyz")
@@ -423,7 +457,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         user = f"docs-{uuid.uuid4().hex[:8]}"
         yield Site(config=str(relay.config_path), mapping=str(mapping),
                    alerts=str(REPO / "etc" / "alarm-relay" / "demo" / "alerts.json"),
-                   relay_address=f"127.0.0.1:{relay.port}", user=user, relay=relay,
+                   relay_address=f"127.0.0.1:{relay.port}",
+                   bridge_address=f"127.0.0.1:{bridge.metrics_port}", user=user, relay=relay,
                    alertmanager=alertmanager)
     finally:
         if relay.proc is not None:
@@ -436,7 +471,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         with kombu.Connection(AMQP_SHARED, connect_timeout=5) as conn:
             channel = conn.channel()
             # `alarm-relay-manage listen` declares a queue for every priority.
-            queues = [f"{name}.{priority}" for priority in PRIORITIES]
+            queues = [f"{name}.{priority}" for priority in PRIORITIES] + [f"{name}-bridge"]
             if "user" in locals():
                 queues.append(f"debug-{user}")
             for queue in queues:

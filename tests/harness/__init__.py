@@ -1,7 +1,8 @@
 """Real services on free loopback ports for functional tests, benchmarks and the demo.
 
 ``services`` holds Alertmanager, Prometheus, the node exporter, Aetos and RabbitMQ;
-``relay`` (the daemon as a process) and ``keystone`` live beside it.
+``relay`` (the daemon as a process), ``keystone`` and ``watcher`` (Watcher 17 and the bridge
+as a process) live beside it.
 """
 
 from tests.harness.ports import free_port, free_ports, port_open, wait_until

@@ -121,3 +121,59 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     ours = [line for line in output.splitlines() if "alarm-relay" in line]
     assert proc.returncode == 0, output
     assert ours == [], output
+
+
+# --------------------------------------------------------------------------- alarm-relay-watcher
+
+WATCHER_UNIT = UNIT.with_name("alarm-relay-watcher.service")
+WATCHER_EXEC = "/usr/bin/alarm-relay-watcher"
+
+#: The bridge is a plain process (no oslo.service master): it notifies systemd itself.
+EXPECTED_WATCHER_SERVICE = {
+    **{key: value for key, value in EXPECTED_SERVICE.items()
+       if key not in ("NotifyAccess", "ExecStart")},
+    "NotifyAccess": "main",
+    "ExecStart": f"{WATCHER_EXEC} --config-file /etc/alarm-relay/alarm-relay.conf",
+}
+
+
+@pytest.fixture(scope="module")
+def watcher_unit() -> dict[str, dict[str, list[str]]]:
+    return parse_unit(WATCHER_UNIT.read_text())
+
+
+@pytest.mark.parametrize("key", sorted(EXPECTED_WATCHER_SERVICE))
+def test_watcher_service_directive(watcher_unit: dict[str, dict[str, list[str]]],
+                                   key: str) -> None:
+    assert watcher_unit["Service"].get(key) == [EXPECTED_WATCHER_SERVICE[key]]
+
+
+def test_watcher_install_section(watcher_unit: dict[str, dict[str, list[str]]]) -> None:
+    assert watcher_unit["Install"]["WantedBy"] == ["multi-user.target"]
+
+
+def test_watcher_unit_has_every_hardening_directive_of_the_relay(
+        unit: dict[str, dict[str, list[str]]],
+        watcher_unit: dict[str, dict[str, list[str]]]) -> None:
+    differ = {"ExecStart", "NotifyAccess", "TimeoutStopSec"}
+    relay = {k: v for k, v in unit["Service"].items() if k not in differ}
+    bridge = {k: v for k, v in watcher_unit["Service"].items() if k not in differ}
+    assert bridge == relay
+
+
+@pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
+def test_watcher_systemd_analyze_verify(tmp_path: Path) -> None:
+    target = WATCHER_UNIT
+    if not Path(WATCHER_EXEC).exists():
+        script = Path(sys.executable).with_name("alarm-relay-watcher")
+        assert script.exists(), "alarm-relay-watcher console script not installed"
+        text = WATCHER_UNIT.read_text()
+        assert f"ExecStart={WATCHER_EXEC} " in text
+        target = tmp_path / WATCHER_UNIT.name
+        target.write_text(text.replace(f"ExecStart={WATCHER_EXEC} ", f"ExecStart={script} "))
+    proc = subprocess.run(["systemd-analyze", "verify", str(target)], capture_output=True,
+                          text=True, timeout=60, check=False)
+    output = proc.stdout + proc.stderr
+    ours = [line for line in output.splitlines() if "alarm-relay-watcher" in line]
+    assert proc.returncode == 0, output
+    assert ours == [], output

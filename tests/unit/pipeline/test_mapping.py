@@ -517,3 +517,33 @@ def test_load_mapping_reads_a_file(write_mapping):
     with pytest.raises(MappingError) as info:
         load_mapping(path)
     assert str(info.value).startswith(f"{path}:3: rule 1: resource.id: ")
+
+
+# ------------------------------------------------------------------ compile_conditions
+
+def test_compile_conditions_reads_a_key_of_another_file():
+    import yaml
+
+    node = yaml.compose("\n\nkey: {alertname: HighLoad, job: {'=~': 'node|libvirt'}}\n")
+    key = node.value[0][1]
+    conditions = mapping_mod.compile_conditions(key, source="rules.yaml", rule=2)
+    assert [(c.label, c.op, c.value) for c in conditions] == [
+        ("alertname", "=", "HighLoad"), ("job", "=~", "node|libvirt")]
+    assert all(c.test({"alertname": "HighLoad", "job": "libvirt"}) for c in conditions)
+    assert not all(c.test({"alertname": "HighLoad", "job": "other"}) for c in conditions)
+
+
+def test_compile_conditions_of_one_label_and_its_errors():
+    import yaml
+
+    [(_, value)] = yaml.compose("severity: {'!=': info, present: true}\n").value
+    conditions = mapping_mod.compile_conditions(value, source="rules.yaml", label="severity")
+    assert [(c.label, c.op) for c in conditions] == [("severity", "!="), ("severity", "present")]
+    [(_, bad)] = yaml.compose("\nseverity: {'=~': '(crit'}\n").value
+    with pytest.raises(MappingError) as info:
+        mapping_mod.compile_conditions(bad, source="rules.yaml", rule=3, label="severity")
+    assert str(info.value).startswith(
+        "rules.yaml:2: rule 3: severity.=~: invalid regular expression '(crit'")
+    [(_, empty)] = yaml.compose("key: {}\n").value
+    with pytest.raises(MappingError, match="'key' must name at least one label"):
+        mapping_mod.compile_conditions(empty, source="rules.yaml")
