@@ -42,7 +42,7 @@ URL = "http://127.0.0.1:9093"
 
 def api_answer(n: int) -> bytes:
     """What Alertmanager 0.25 answers to GET /api/v2/alerts for ``n`` alerts."""
-    from daemon.sources.model import fingerprint
+    from daemon.model import fingerprint
 
     now = dt.datetime.now(dt.UTC)
     objects = []
@@ -60,12 +60,8 @@ def api_answer(n: int) -> bytes:
 def build(n: int, body: bytes):
     """Decode + parse like the poller, observe like the daemon; returns (tracker, poller)."""
     from daemon.lifecycle import LifecycleTracker
-    from daemon.sources.alertmanager import (
-        AlertmanagerPoller,
-        PollerSettings,
-        PollResult,
-        ReplicaPoll,
-    )
+    from daemon.model import PollResult, ReplicaPoll
+    from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings
 
     async def ignore(_result):
         return None
@@ -76,7 +72,7 @@ def build(n: int, body: bytes):
     try:
         alerts, invalid = poller._decode(URL, body)
     except AttributeError:  # the poller's internals changed: parse as the API allows
-        from daemon.sources.model import parse_alert
+        from daemon.model import parse_alert
 
         alerts = [parse_alert(o, where=f"[{i}]") for i, o in enumerate(json.loads(body))]
         invalid = frozenset()

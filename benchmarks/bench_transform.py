@@ -34,9 +34,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.lifecycle import Transition  # noqa: E402
+from daemon.model import parse_alert  # noqa: E402
 from daemon.pipeline.mapping import load_mapping, parse_mapping  # noqa: E402
 from daemon.pipeline.transformer import Transformer  # noqa: E402
-from daemon.sources.model import parse_alert  # noqa: E402
 
 JOBS = ("node", "libvirt", "openstack", "ceph", "rabbitmq")
 SEVERITIES = ("critical", "warning", "info", "major", "page")

@@ -178,7 +178,7 @@ def api_alert(i: int, tag: str, *, starts: dt.datetime, ends: dt.datetime | None
 def webhook_body(i: int, tag: str, *, external_url: str = "http://127.0.0.1:9093"
                  ) -> dict[str, Any]:
     """A webhook v4 delivery with one new firing alert (as Alertmanager 0.25 sends it)."""
-    from daemon.sources.model import fingerprint
+    from daemon.model import fingerprint
 
     labels = alert_labels(i, tag)
     now = dt.datetime.now(dt.UTC)

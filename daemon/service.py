@@ -43,14 +43,14 @@ from daemon import exception, listener, telemetry
 from daemon.conf import alertmanager as alertmanager_conf
 from daemon.lifecycle import LifecycleTracker, Transition
 from daemon.metrics.resolvers import build_resolver
+from daemon.model import Alert, PollResult
 from daemon.pipeline import mapping as mapping_loader
 from daemon.pipeline.event import AlarmEvent
 from daemon.pipeline.transformer import Transformer
 from daemon.publish.dispatcher import Dispatcher
 from daemon.publish.notifier import Notifier
 from daemon.publish.outbox import Outbox
-from daemon.sources.alertmanager import AlertmanagerPoller, PollResult
-from daemon.sources.model import Alert
+from daemon.sources.alertmanager import AlertmanagerPoller
 from daemon.sources.webhook import WebhookReceiver
 
 __all__ = [

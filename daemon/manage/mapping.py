@@ -92,9 +92,9 @@ def run_test(conf: Any, out: TextIO | None = None, err: TextIO | None = None) ->
     :param conf: the parsed configuration (``conf.command`` holds the arguments)
     """
     from daemon.lifecycle import Transition, alarm_id
+    from daemon.model import parse_alert
     from daemon.pipeline.mapping import load_mapping
     from daemon.pipeline.transformer import Transformer
-    from daemon.sources.model import parse_alert
 
     out = out or sys.stdout
     err = err or sys.stderr

@@ -37,23 +37,21 @@ import ssl
 import time
 import urllib.parse
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, final
+from typing import final
 
 import aiohttp
 import tenacity
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon import telemetry
+from daemon import model, telemetry
 from daemon.conf import alertmanager as alertmanager_conf
 from daemon.exception import ConfigError, InvalidAlert
-from daemon.sources import model
+from daemon.model import PollResult, ReplicaPoll
 
 __all__ = [
     "AlertmanagerPoller",
-    "PollResult",
     "PollerSettings",
-    "ReplicaPoll",
     "clock_offset",
     "display_url",
 ]
@@ -63,52 +61,6 @@ LOG = log.getLogger(__name__)
 #: Bodies larger than this are decoded and parsed in a worker thread, so the
 #: event loop keeps serving the webhook while 50,000 alerts are read.
 _OFFLOAD_BYTES = 1 << 20
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ReplicaPoll:
-    """What one replica answered in one cycle.
-
-    :ivar url: the replica's base URL, credentials removed
-    :ivar alerts: the valid alerts; None when the poll failed (never resolves)
-    :ivar error: why it failed, or None
-    :ivar uptime: ``GET /api/v2/status`` uptime (its start time); None if unknown
-    :ivar cluster_status: ``ready``, ``settling``, ``disabled`` or None
-    :ivar invalid: fingerprints of alerts present but invalid (still present)
-    :ivar clock_offset: the replica's clock minus the relay's, in seconds, from
-        the ``Date`` header (about one second of resolution); None if unknown
-    """
-
-    url: str
-    alerts: list[model.Alert] | None
-    error: str | None = None
-    uptime: str | None = None
-    cluster_status: str | None = None
-    invalid: frozenset[str] = frozenset()
-    clock_offset: float | None = None
-
-    @property
-    def ok(self) -> bool:
-        return self.alerts is not None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class PollResult:
-    """One cycle over every replica of one cluster.
-
-    :ivar started_at: wall-clock time the first request was sent (UTC)
-    :ivar finished_at: wall-clock time the last answer arrived (UTC)
-    """
-
-    cluster: str
-    replicas: tuple[ReplicaPoll, ...]
-    started_at: datetime.datetime
-    finished_at: datetime.datetime
-
-    @property
-    def complete(self) -> bool:
-        """Every replica answered."""
-        return all(r.alerts is not None for r in self.replicas)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -540,36 +492,19 @@ class AlertmanagerPoller:
         if type(objects) is not list:
             raise _Fatal("response is not a JSON list")
         cache = self._caches[url]
-        drop = cache.drop
-        parse = model._parse
-        alerts: list[model.Alert] = []
-        append = alerts.append
-        invalid: set[str] = set()
-        bad = 0
-        for index, obj in enumerate(objects):
-            try:
-                append(parse(obj, drop, cache))
-            except model._Problem as problem:
-                bad += 1
-                self._invalid(url, index, obj, problem, bad, invalid)
+        parsed = model.parse_alerts(objects, cache=cache)
         cache.rotate()
-        if bad:
-            telemetry.ALERTS_INVALID.labels(stage="poll").inc(bad)
+        problems = parsed.problems
+        if problems:
+            first = problems[0]
+            LOG.warning("%s", InvalidAlert(
+                where=f"GET {self._display[url]}/api/v2/alerts [{first.index}]",
+                problem=f"{first.field} {first.problem}"))
+            telemetry.ALERTS_INVALID.labels(stage="poll").inc(len(problems))
             LOG.warning("GET %s/api/v2/alerts: %d invalid alerts skipped (kept as present "
-                        "when their labels were readable)", self._display[url], bad)
-        return alerts, frozenset(invalid)
-
-    def _invalid(self, url: str, index: int, obj: Any, problem: model._Problem,
-                 count: int, invalid: set[str]) -> None:
-        error = InvalidAlert(where=f"GET {self._display[url]}/api/v2/alerts [{index}]",
-                             problem=f"{problem.field} {problem.problem}")
-        if count == 1:
-            LOG.warning("%s", error)
-        else:
-            LOG.debug("%s", error)
-        labels = obj.get("labels") if type(obj) is dict else None
-        if type(labels) is dict and all(type(v) is str for v in labels.values()):
-            invalid.add(model.fingerprint(labels, self._caches[url].drop))
+                        "when their labels were readable)", self._display[url], len(problems))
+        invalid = frozenset(p.fingerprint for p in problems if p.fingerprint is not None)
+        return parsed.alerts, invalid
 
     async def _status(self, url: str, headers: dict[str, str] | None,
                       deadline: float) -> tuple[str | None, str | None]:

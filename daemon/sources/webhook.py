@@ -36,10 +36,9 @@ from aiohttp import web
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon import telemetry
+from daemon import model, telemetry
 from daemon.conf import alertmanager as alertmanager_conf
 from daemon.exception import ConfigError, OutboxFull
-from daemon.sources import model
 
 __all__ = ["WebhookReceiver", "WebhookSettings", "PATH"]
 
@@ -269,26 +268,16 @@ class WebhookReceiver:
         objects = data.get("alerts")
         if type(objects) is not list:
             raise _BadRequest(400, "alerts must be a list", "alerts")
-        cache = self._cache
-        drop = cache.drop
-        parse = model._parse
-        alerts: list[model.Alert] = []
-        problems: list[tuple[str, str]] = []
-        bad = 0
-        for index, obj in enumerate(objects):
-            try:
-                alerts.append(parse(obj, drop, cache))
-            except model._Problem as problem:
-                bad += 1
-                if len(problems) < _MAX_REPORTED:
-                    problems.append((f"alerts[{index}].{problem.field}", problem.problem))
-        if bad:
+        parsed = model.parse_alerts(objects, cache=self._cache)
+        if parsed.problems:
+            bad = len(parsed.problems)
+            shown = parsed.problems[:_MAX_REPORTED]
             telemetry.ALERTS_INVALID.labels(stage="webhook").inc(bad)
-            where, what = problems[0]
-            message = "; ".join(f"{w} {p}" for w, p in problems)
-            if bad > len(problems):
-                message += f" (and {bad - len(problems)} more)"
-            raise _BadRequest(400, message, where)
+            message = "; ".join(f"alerts[{p.index}].{p.field} {p.problem}" for p in shown)
+            if bad > len(shown):
+                message += f" (and {bad - len(shown)} more)"
+            raise _BadRequest(400, message, f"alerts[{shown[0].index}].{shown[0].field}")
+        alerts = parsed.alerts
         if truncated:
             LOG.warning("Webhook delivery %s says %d alerts were truncated; the next poll "
                         "brings them", data.get("groupKey", "?"), truncated)

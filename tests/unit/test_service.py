@@ -3,8 +3,8 @@
 import datetime
 
 from daemon.lifecycle import Transition
+from daemon.model import Alert
 from daemon.service import plan_store_chunks
-from daemon.sources.model import Alert
 
 NOW = datetime.datetime(2026, 11, 21, 22, 0, tzinfo=datetime.UTC)
 

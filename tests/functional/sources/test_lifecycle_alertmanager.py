@@ -23,8 +23,8 @@ import pytest
 from aiohttp import web
 
 from daemon.lifecycle import LifecycleTracker, Transition, alarm_id
-from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings, PollResult
-from daemon.sources.model import Alert
+from daemon.model import Alert, PollResult
+from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings
 from daemon.sources.webhook import WebhookReceiver, WebhookSettings
 from tests.harness.services import Alertmanager
 

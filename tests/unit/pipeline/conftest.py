@@ -12,8 +12,8 @@ import jsonschema
 import pytest
 
 from daemon.lifecycle import Transition
+from daemon.model import Alert, fingerprint
 from daemon.pipeline.event import load_schema
-from daemon.sources.model import Alert, fingerprint
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = REPO / ".." / "shared" / "fixtures"

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 from daemon import telemetry
 from daemon.exception import ConfigError
 from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings, display_url
-from tests.unit.sources.conftest import load
+from tests.unit.conftest import load
 
 
 class FakeAM:

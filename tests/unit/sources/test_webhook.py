@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from daemon import telemetry
 from daemon.exception import ConfigError, OutboxFull
 from daemon.sources.webhook import WebhookReceiver, WebhookSettings
-from tests.unit.sources.conftest import deliveries
+from tests.unit.conftest import deliveries
 
 
 class Sink:

@@ -1,8 +1,11 @@
-"""The ``Alert`` value every source produces, its identity, and its parser.
+"""The neutral model: what sources produce and the core consumes.
 
-An ``Alert`` is one observation of one Alertmanager alert, parsed and
-validated.  It carries no state: the lifecycle tracker decides what an
-observation means.
+An :class:`Alert` is one observation of one Alertmanager alert, parsed and
+validated; :class:`ReplicaPoll` and :class:`PollResult` are what one poll
+cycle of a cluster's replicas answered.  None of them carries state: the
+lifecycle tracker decides what an observation means.  This module imports
+neither the sources nor the publishing side, so both (and the pure core) can
+depend on it.
 
 ``parse_alert`` reads both shapes Alertmanager 0.25 produces: the objects of
 ``GET /api/v2/alerts`` (``status`` is an object) and the alerts of a webhook
@@ -17,11 +20,12 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 from daemon.exception import InvalidAlert
 
-__all__ = ["Alert", "ParseCache", "fingerprint", "parse_alert"]
+__all__ = ["Alert", "ParseCache", "ParseProblem", "ParsedAlerts", "PollResult", "ReplicaPoll",
+           "fingerprint", "parse_alert", "parse_alerts"]
 
 _FNV64_OFFSET = 0xCBF29CE484222325
 _FNV64_PRIME = 0x100000001B3
@@ -135,8 +139,26 @@ class ParseCache:
         self._current = {}
 
     def clear(self) -> None:
+        """Forget every entry (the next parse of each object starts cold)."""
         self._current = {}
         self._previous = {}
+
+    def _get(self, key: str, obj: dict) -> tuple[Alert | None, tuple[dict, Alert] | None]:
+        """The cached Alert for an equal object, else the entry to reuse parts of."""
+        entry = self._current.get(key)
+        if entry is None:
+            entry = self._previous.get(key)
+            if entry is not None and entry[0] == obj:
+                self._current[key] = entry
+                return entry[1], entry
+        elif entry[0] == obj:
+            return entry[1], entry
+        return None, entry
+
+    def _put(self, key: str, obj: dict, alert: Alert) -> None:
+        if len(self._current) >= self._max_size:
+            self._current = {}
+        self._current[key] = (obj, alert)
 
 
 def _check_strings(value: object, field: str) -> dict[str, str]:
@@ -228,19 +250,12 @@ def _parse(obj: object, drop: frozenset[str], cache: ParseCache | None) -> Alert
         if type(am_fp) is not str:
             raise _Problem("fingerprint", "must be a string")
         if cache is not None:
-            entry = cache._current.get(am_fp)
-            if entry is None:
-                entry = cache._previous.get(am_fp)
-                if entry is not None and entry[0] == obj:
-                    cache._current[am_fp] = entry
-                    return entry[1]
-            elif entry[0] == obj:
-                return entry[1]
+            hit, entry = cache._get(am_fp, obj)
+            if hit is not None:
+                return hit
     alert = _build(obj, drop, entry)
     if cache is not None and am_fp is not None:
-        if len(cache._current) >= cache._max_size:
-            cache._current = {}
-        cache._current[am_fp] = (obj, alert)
+        cache._put(am_fp, obj, alert)
     return alert
 
 
@@ -303,3 +318,98 @@ def parse_alert(obj: object, *, where: str, replica_labels: Iterable[str] = (),
     except _Problem as problem:
         raise InvalidAlert(where=where,
                            problem=f"{problem.field} {problem.problem}") from None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParseProblem:
+    """One object of a batch that did not parse.
+
+    :ivar index: its position in the batch
+    :ivar field: the field at fault (``labels.job``, ``startsAt``)
+    :ivar problem: what is wrong with it
+    :ivar fingerprint: the fingerprint of its labels when they were readable
+        (the alert is present, only unreadable), else None
+    """
+
+    index: int
+    field: str
+    problem: str
+    fingerprint: str | None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ParsedAlerts:
+    """A batch of alert objects, parsed: the valid alerts and the problems."""
+
+    alerts: list[Alert]
+    problems: list[ParseProblem]
+
+
+def parse_alerts(objects: Sequence[object], *, cache: ParseCache) -> ParsedAlerts:
+    """Validate a batch of alert objects (a poll's list, a delivery's ``alerts``).
+
+    Never raises for a bad object: each one becomes a :class:`ParseProblem`.
+
+    :param objects: the decoded JSON objects, API v2 or webhook v4 shape
+    :param cache: the :class:`ParseCache` of the caller (its replica labels apply)
+    """
+    drop = cache.drop
+    alerts: list[Alert] = []
+    append = alerts.append
+    problems: list[ParseProblem] = []
+    for index, obj in enumerate(objects):
+        try:
+            append(_parse(obj, drop, cache))
+        except _Problem as problem:
+            labels = obj.get("labels") if type(obj) is dict else None
+            readable = (type(labels) is dict
+                        and all(type(value) is str for value in labels.values()))
+            problems.append(ParseProblem(index, problem.field, problem.problem,
+                                         fingerprint(labels, drop) if readable else None))
+    return ParsedAlerts(alerts, problems)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ReplicaPoll:
+    """What one replica answered in one cycle.
+
+    :ivar url: the replica's base URL, credentials removed
+    :ivar alerts: the valid alerts; None when the poll failed (never resolves)
+    :ivar error: why it failed, or None
+    :ivar uptime: ``GET /api/v2/status`` uptime (its start time); None if unknown
+    :ivar cluster_status: ``ready``, ``settling``, ``disabled`` or None
+    :ivar invalid: fingerprints of alerts present but invalid (still present)
+    :ivar clock_offset: the replica's clock minus the relay's, in seconds, from
+        the ``Date`` header (about one second of resolution); None if unknown
+    """
+
+    url: str
+    alerts: list[Alert] | None
+    error: str | None = None
+    uptime: str | None = None
+    cluster_status: str | None = None
+    invalid: frozenset[str] = frozenset()
+    clock_offset: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.alerts is not None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class PollResult:
+    """One cycle over every replica of one cluster.
+
+    :ivar started_at: wall-clock time the first request was sent (UTC)
+    :ivar finished_at: wall-clock time the last answer arrived (UTC)
+    """
+
+    cluster: str
+    replicas: tuple[ReplicaPoll, ...]
+    started_at: datetime.datetime
+    finished_at: datetime.datetime
+
+    @property
+    def complete(self) -> bool:
+        """Every replica answered."""
+        return all(r.alerts is not None for r in self.replicas)

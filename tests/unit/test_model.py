@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from daemon.exception import InvalidAlert
-from daemon.sources.model import ParseCache, fingerprint, parse_alert
+from daemon.model import ParseCache, fingerprint, parse_alert
 
 UTC = dt.UTC
 WHERE = "GET http://am:9093/api/v2/alerts [12]"

@@ -1,4 +1,4 @@
-"""Shared helpers of the sources unit tests: the Alertmanager 0.25 fixtures."""
+"""Shared fixtures of the unit tests: what Alertmanager 0.25 really returned for the seed."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 
 FIXTURES = Path("/work/shared/fixtures/alertmanager")
 if not FIXTURES.is_dir():  # pragma: no cover - a checkout with fixtures inside
-    FIXTURES = Path(__file__).resolve().parents[3] / "fixtures" / "alertmanager"
+    FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "alertmanager"
 
 
 def load(name: str) -> Any:

@@ -9,11 +9,9 @@ from collections.abc import Sequence
 
 import pytest
 
-from daemon import telemetry
 from daemon.lifecycle import LifecycleTracker, Transition, alarm_id
-from daemon.sources.alertmanager import PollResult, ReplicaPoll
-from daemon.sources.model import Alert, fingerprint, parse_alert
-from tests.unit.sources.conftest import deliveries, load
+from daemon.model import Alert, PollResult, ReplicaPoll, fingerprint, parse_alert
+from tests.unit.conftest import deliveries, load
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 21, 22, 0, 0, tzinfo=UTC)
@@ -555,17 +553,6 @@ def test_tombstones_are_forgotten_after_retention():
     assert record is None
 
 
-def test_telemetry_counts():
-    before = telemetry.TRANSITIONS.labels(kind="resolved", reason="disappeared")._value.get()
-    tr = tracker()
-    tr.observe_poll(poll(0, (A, [alert()])), at(0))
-    assert telemetry.ALERTS_TRACKED._value.get() == 1
-    tr.observe_poll(poll(1, (A, [])), at(1))
-    after = telemetry.TRANSITIONS.labels(kind="resolved", reason="disappeared")._value.get()
-    assert after == before + 1
-    assert telemetry.ALERTS_TRACKED._value.get() == 0
-
-
 def test_invalid_arguments():
     with pytest.raises(ValueError):
         tracker(policy="ignore")
@@ -707,9 +694,9 @@ def test_alertmanager_clock_behind_never_resolves_before_start():
 
 
 def test_uptime_with_nanoseconds_is_read():
-    from daemon.lifecycle import _uptime_time
+    from daemon.lifecycle.state import uptime_time
 
-    assert _uptime_time(U1) == dt.datetime(2026, 11, 21, 20, 0, 0, 123456, tzinfo=UTC)
-    assert _uptime_time("2026-11-21T20:00:00+01:00") == dt.datetime(2026, 11, 21, 19,
+    assert uptime_time(U1) == dt.datetime(2026, 11, 21, 20, 0, 0, 123456, tzinfo=UTC)
+    assert uptime_time("2026-11-21T20:00:00+01:00") == dt.datetime(2026, 11, 21, 19,
                                                                      tzinfo=UTC)
-    assert _uptime_time("up1") is None and _uptime_time(None) is None
+    assert uptime_time("up1") is None and uptime_time(None) is None

@@ -40,8 +40,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from daemon.lifecycle import LifecycleTracker, Transition
-from daemon.sources.alertmanager import PollResult, ReplicaPoll
-from daemon.sources.model import Alert, fingerprint
+from daemon.model import Alert, PollResult, ReplicaPoll, fingerprint
 
 UTC = dt.UTC
 T0 = dt.datetime(2026, 11, 29, 0, 0, 0, tzinfo=UTC)

@@ -1,0 +1,258 @@
+"""The tracker's state: firing alarms, closed occurrences, and their stored records.
+
+:class:`Alarm` is one firing occurrence, :class:`ClosedOccurrence` the latest
+closed one of a fingerprint (it recognises stale copies).  Both are exported
+as JSON-able records (``encode``) stored by the store beside the events they
+caused, and read back (``decode_*``).  The format is versioned; version 1
+records (earlier releases) still load.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, Literal
+
+from daemon.model import Alert
+
+__all__ = ["RECORD_VERSION", "Alarm", "ClosedHow", "ClosedOccurrence", "Holder",
+           "decode_alarm", "decode_closed", "encode", "max_end", "parse_time",
+           "representative", "suppressed", "uptime_time"]
+
+RECORD_VERSION = 2
+
+#: A holder: (replica URL, the replica's uptime when it listed the alarm, or None).
+Holder = tuple[str, str | None]
+
+def iso_or_none(value: datetime.datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def parse_time(value: str | None) -> datetime.datetime | None:
+    if value is None:
+        return None
+    parsed = datetime.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        raise ValueError(f"naive time {value!r}")
+    return parsed.astimezone(datetime.UTC)
+
+
+def holder_from(item: Sequence[Any]) -> Holder:
+    url, epoch = item
+    return str(url), None if epoch is None else str(epoch)
+
+
+def uptime_time(uptime: str | None) -> datetime.datetime | None:
+    """Alertmanager's ``uptime`` (RFC 3339 with up to nanoseconds) as a time."""
+    if not uptime:
+        return None
+    text = uptime.replace("Z", "+00:00")
+    head, dot, rest = text.partition(".")
+    if dot:
+        digits = len(rest) - len(rest.lstrip("0123456789"))
+        text = f"{head}.{rest[:min(digits, 6)].ljust(6, '0')}{rest[digits:]}"
+    try:
+        parsed = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed.astimezone(datetime.UTC) if parsed.tzinfo else None
+
+
+@dataclasses.dataclass(slots=True)
+class Alarm:
+    """One firing occurrence.
+
+    ``starts_at`` is the earliest copy's startsAt, ``latest_start`` the latest
+    startsAt of a copy merged into it; a copy starting later is not (yet) this
+    occurrence's.  ``successor_start`` is set while a holder has replaced this
+    occurrence by a later one (Alertmanager's own verdict that it ended) and
+    others still list it: copies from then on belong to the successor.
+    ``dropped_by`` are the holders that, running on, stopped listing it.
+    ``listed_at`` is when a poll last listed it (``last_seen`` counts webhook
+    deliveries too, which may be stale).
+    """
+
+    alarm_id: str
+    starts_at: datetime.datetime
+    latest_start: datetime.datetime
+    incarnation: int
+    sequence: int
+    alert: Alert
+    last_seen: datetime.datetime
+    seen_on: frozenset[Holder]
+    source_url: str
+    stored_ends_at: datetime.datetime | None = None
+    successor_start: datetime.datetime | None = None
+    dropped_by: frozenset[Holder] = frozenset()
+    listed_at: datetime.datetime | None = None
+
+
+#: How a closed occurrence ended, which says whether it may reopen.
+ClosedHow = Literal["resolved", "disappeared", "silenced", "legacy"]
+
+
+@dataclasses.dataclass(slots=True)
+class ClosedOccurrence:
+    """The latest closed occurrence of a fingerprint (recognises stale copies).
+
+    :ivar starts_at: its earliest startsAt
+    :ivar ends_at: a copy starting at or before this (source clock) was part of it
+    :ivar at: when the relay closed it (relay clock)
+    :ivar how: ``resolved`` (a source said so: never reopens), ``disappeared``
+        (reopens when a replica that dropped it holds it again, received
+        after ``last_ends_at``), ``silenced`` and ``legacy`` (reopen when a
+        later poll lists it active)
+    :ivar last_ends_at: the latest endsAt seen while it was firing
+    :ivar latest_start: the latest startsAt of a copy seen as part of it
+    :ivar dropped_by: the replicas (and epochs) that stopped listing it
+    """
+
+    starts_at: datetime.datetime
+    ends_at: datetime.datetime
+    at: datetime.datetime
+    incarnation: int
+    how: ClosedHow = "resolved"
+    last_ends_at: datetime.datetime | None = None
+    latest_start: datetime.datetime | None = None
+    dropped_by: frozenset[Holder] = frozenset()
+
+
+def suppressed(alert: Alert) -> bool:
+    return alert.state == "suppressed"
+
+
+def representative(a: Alert, b: Alert) -> Alert:
+    """Of two copies, the one whose labels, annotations and state an event shows.
+
+    The earliest copy, as Alertmanager keeps; an active copy over a suppressed
+    one; then the fresher.  Deterministic, so HA copies do not alternate.
+    """
+    if suppressed(a) != suppressed(b):
+        return b if suppressed(a) else a
+    if a.starts_at != b.starts_at:
+        return a if a.starts_at < b.starts_at else b
+    a_end = a.ends_at or a.starts_at
+    b_end = b.ends_at or b.starts_at
+    return a if a_end >= b_end else b
+
+
+def max_end(a: datetime.datetime | None,
+             b: datetime.datetime | None) -> datetime.datetime | None:
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a >= b else b
+
+
+def alert_record(alert: Alert) -> dict[str, Any]:
+    return {
+        "labels": dict(alert.labels),
+        "annotations": dict(alert.annotations),
+        "starts_at": alert.starts_at.isoformat(),
+        "ends_at": iso_or_none(alert.ends_at),
+        "status": alert.status,
+        "state": alert.state,
+        "silenced_by": list(alert.silenced_by),
+        "inhibited_by": list(alert.inhibited_by),
+        "generator_url": alert.generator_url,
+        "updated_at": iso_or_none(alert.updated_at),
+    }
+
+
+def alert_from_record(fingerprint: str, data: dict[str, Any]) -> Alert:
+    starts_at = parse_time(data["starts_at"])
+    assert starts_at is not None
+    return Alert(
+        fingerprint=fingerprint,
+        labels={str(k): str(v) for k, v in data["labels"].items()},
+        annotations={str(k): str(v) for k, v in data.get("annotations", {}).items()},
+        starts_at=starts_at,
+        ends_at=parse_time(data.get("ends_at")),
+        status=data.get("status", "firing"),
+        state=data.get("state", "active"),
+        silenced_by=tuple(data.get("silenced_by", ())),
+        inhibited_by=tuple(data.get("inhibited_by", ())),
+        generator_url=data.get("generator_url", ""),
+        updated_at=parse_time(data.get("updated_at")))
+
+
+
+
+def encode(key: str, cluster: str, fp: str, alarm: Alarm | None,
+           closed: ClosedOccurrence | None) -> dict[str, Any] | None:
+    """The JSON-able record of one fingerprint's state; None when there is none."""
+    if alarm is None and closed is None:
+        return None
+    record: dict[str, Any] = {
+        "key": key, "version": RECORD_VERSION, "cluster": cluster,
+        "fingerprint": fp, "alarm": None, "closed": None}
+    if alarm is not None:
+        record["alarm"] = {
+            "alarm_id": alarm.alarm_id,
+            "starts_at": alarm.starts_at.isoformat(),
+            "latest_start": alarm.latest_start.isoformat(),
+            "successor_start": iso_or_none(alarm.successor_start),
+            "dropped_by": sorted([url, epoch] for url, epoch in alarm.dropped_by),
+            "listed_at": iso_or_none(alarm.listed_at),
+            "incarnation": alarm.incarnation,
+            "sequence": alarm.sequence,
+            "last_seen": alarm.last_seen.isoformat(),
+            "seen_on": sorted([url, epoch] for url, epoch in alarm.seen_on),
+            "source_url": alarm.source_url,
+            "alert": alert_record(alarm.alert),
+        }
+    if closed is not None:
+        record["closed"] = {"starts_at": closed.starts_at.isoformat(),
+                            "ends_at": closed.ends_at.isoformat(),
+                            "at": closed.at.isoformat(),
+                            "incarnation": closed.incarnation,
+                            "how": closed.how,
+                            "last_ends_at": iso_or_none(closed.last_ends_at),
+                            "latest_start": iso_or_none(closed.latest_start),
+                            "dropped_by": sorted([url, epoch]
+                                                 for url, epoch in closed.dropped_by)}
+    return record
+
+
+HolderSet = Callable[[Iterable[Holder]], frozenset[Holder]]
+
+
+def decode_alarm(fp: str, data: dict[str, Any], holders: HolderSet) -> Alarm:
+    """An :class:`Alarm` from its record (version 1 or 2).
+
+    :param holders: interns a set of holders (alarms share equal sets)
+    :raises KeyError, TypeError, ValueError, AssertionError: on a record that
+        does not load
+    """
+    alert = alert_from_record(fp, data["alert"])
+    starts_at = parse_time(data["starts_at"])
+    last_seen = parse_time(data["last_seen"])
+    assert starts_at is not None and last_seen is not None
+    latest = parse_time(data.get("latest_start")) or max(starts_at, alert.starts_at)
+    seen_on = [(item, None) if isinstance(item, str)  # version 1: the URL alone
+               else holder_from(item) for item in data.get("seen_on", ())]
+    return Alarm(str(data["alarm_id"]), starts_at, latest, int(data["incarnation"]),
+                 int(data["sequence"]), alert, last_seen, holders(seen_on),
+                 str(data.get("source_url", "")), alert.ends_at,
+                 parse_time(data.get("successor_start")),
+                 holders(holder_from(item) for item in data.get("dropped_by", ())),
+                 parse_time(data.get("listed_at")))
+
+
+def decode_closed(data: dict[str, Any], holders: HolderSet) -> ClosedOccurrence:
+    """A :class:`ClosedOccurrence` from its record (version 1 or 2)."""
+    starts = parse_time(data["starts_at"])
+    at = parse_time(data["at"])
+    assert starts is not None and at is not None
+    ends = parse_time(data.get("ends_at"))
+    how = data.get("how", "legacy")
+    if how not in ("resolved", "disappeared", "silenced", "legacy"):
+        raise ValueError(f"unknown closing {how!r}")
+    # Version 1 kept no end: only the very startsAt belongs to it.
+    return ClosedOccurrence(starts, ends if ends is not None else starts, at,
+                            int(data.get("incarnation", 1)), how,
+                            parse_time(data.get("last_ends_at")),
+                            parse_time(data.get("latest_start")),
+                            holders(holder_from(item) for item in data.get("dropped_by", ())))
