@@ -2,7 +2,7 @@
 #   make venv       .venv with Python >= 3.11, the project (editable) and test requirements
 #   make services   Debian's Alertmanager, Prometheus, node exporter, RabbitMQ (+ broker running)
 #   make test       unit + functional tests against the real services
-#   make lint       ruff
+#   make lint       ruff and the import rules (lint-imports)
 #   make genconfig  regenerate etc/alarm-relay/alarm-relay.conf.sample and docs/configuration.md
 #   make demo       the daemon against real local services (DEMO_ARGS=--with-watcher: and Watcher)
 #   make bench      the benchmark suite
@@ -41,6 +41,7 @@ functional: venv services
 
 lint: venv
 	$(VENV)/bin/ruff check daemon tests benchmarks tools
+	$(VENV)/bin/lint-imports
 
 genconfig: venv
 	$(VENV)/bin/oslo-config-generator --config-file etc/alarm-relay/alarm-relay-config-generator.conf

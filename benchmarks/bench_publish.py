@@ -45,7 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service backend first
-from daemon.publish import Dispatcher, Notifier, Outbox  # noqa: E402
+from daemon.publish import Dispatcher, Notifier  # noqa: E402
+from daemon.store import SQLiteStore  # noqa: E402
 from tests.functional.publish.helpers import alarm_event, relay_config  # noqa: E402
 from tests.harness.bus import delete_entities  # noqa: E402
 
@@ -106,7 +107,7 @@ def run_outbox(notifier: Notifier, events: list, threads: int,
     :param cpu: if given, the CPU seconds of the drain are appended to it
     """
     path = os.path.join(workdir, f"outbox-{uuid.uuid4().hex[:6]}.sqlite")
-    outbox = Outbox(path, max_events=len(events) + 1)
+    outbox = SQLiteStore(path, max_events=len(events) + 1)
     outbox.open()
     try:
         started = time.perf_counter()

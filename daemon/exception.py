@@ -51,7 +51,7 @@ class SourceError(AlarmRelayError):
     msg_fmt = "alertmanager %(url)s: %(problem)s"
 
 
-class MetricsError(AlarmRelayError):
+class DatasourceError(AlarmRelayError):
     """A metrics backend (Aetos, Prometheus, Keystone) failed; the message says how to fix it."""
 
     msg_fmt = "%(backend)s: %(problem)s"

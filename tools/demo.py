@@ -572,7 +572,7 @@ class Demo:
 def _shorten(reason: str, width: int = 60) -> str:
     """The first cause of a resolver's explanation (the event carries all of it)."""
     first = reason.split(" -- ", 1)[0].split("; ", 1)[0]
-    first = first.removeprefix("MetricsResolver: ")
+    first = first.removeprefix("DatasourceResolver: ")
     return first if len(first) <= width else first[: width - 3] + "..."
 
 

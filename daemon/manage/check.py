@@ -36,7 +36,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon.conf import alertmanager as alertmanager_conf
-from daemon.exception import AlarmRelayError, MetricsError
+from daemon.exception import AlarmRelayError, DatasourceError
 
 __all__ = ["Check", "add_parser", "run", "run_checks"]
 
@@ -111,8 +111,8 @@ async def run_checks(conf: cfg.ConfigOpts, *,
 # -- Aetos ----------------------------------------------------------------------
 
 async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
-    from daemon.metrics import keystone
-    from daemon.metrics.aetos import AetosBackend
+    from daemon.datasources import keystone
+    from daemon.datasources.aetos import AetosDatasource
 
     names = ("keystone", "catalog", "aetos-query", "aetos-role", "aetos-labels")
     if "aetos" not in metrics:
@@ -120,8 +120,8 @@ async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
             add("SKIP", name, "[datasources] metrics does not list aetos")
         return
     try:
-        backend = AetosBackend.from_conf(conf)
-    except (MetricsError, OSError, ssl.SSLError) as err:
+        backend = AetosDatasource.from_conf(conf)
+    except (DatasourceError, OSError, ssl.SSLError) as err:
         add("FAIL", "aetos", f"{err} -- fix [aetos_client]")
         for name in names:
             add("SKIP", name, "[aetos_client] is unusable")
@@ -136,7 +136,7 @@ async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
                 await backend.keystone.get_token()
                 project = await backend.keystone.get_project_id()
                 roles = await backend.keystone.get_roles()
-            except MetricsError as err:
+            except DatasourceError as err:
                 add("FAIL", "keystone", _with_fix(err, "check [service_credentials]"))
                 for name in names[1:]:
                     add("SKIP", name, "keystone failed")
@@ -150,7 +150,7 @@ async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
             else:
                 try:
                     url = await backend.endpoint()
-                except MetricsError as err:
+                except DatasourceError as err:
                     add("FAIL", "catalog", _with_fix(err, "register the endpoint"))
                     for name in names[2:]:
                         add("SKIP", name, "no Aetos endpoint")
@@ -162,7 +162,7 @@ async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
             # A plain selector: Aetos rewrites the queries of a filtered token and its
             # rewriting refuses function calls such as vector(1).
             await backend.query("up")
-        except MetricsError as err:
+        except DatasourceError as err:
             add("FAIL", "aetos-query", _with_fix(err, "check that Aetos is up"))
             for name in names[3:]:
                 add("SKIP", name, "Aetos does not answer")
@@ -173,7 +173,7 @@ async def _check_aetos(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
 
 
 async def _check_role(backend, add) -> None:
-    from daemon.metrics import keystone
+    from daemon.datasources import keystone
 
     filtered = await backend.filtered()
     if filtered:
@@ -181,7 +181,7 @@ async def _check_role(backend, add) -> None:
         return
     try:
         result = await backend.query("count(up)")
-    except MetricsError as err:
+    except DatasourceError as err:
         add("FAIL", "aetos-role", _with_fix(err, keystone.FORBIDDEN_HINT))
         return
     count = result.vector[0].value if result.vector else 0.0
@@ -196,7 +196,7 @@ async def _check_role(backend, add) -> None:
 async def _check_labels(backend, name: str, add) -> None:
     try:
         labels = set(await backend.labels())
-    except MetricsError as err:
+    except DatasourceError as err:
         add("FAIL", name, _with_fix(err, "check that the server answers /api/v1/labels"))
         return
     wanted = {"fqdn_label": backend.fqdn_label,
@@ -217,14 +217,14 @@ async def _check_labels(backend, name: str, add) -> None:
 # -- Prometheus -----------------------------------------------------------------
 
 async def _check_prometheus(conf: cfg.ConfigOpts, metrics: list[str], add) -> None:
-    from daemon.metrics.prometheus import PrometheusBackend
+    from daemon.datasources.prometheus import PrometheusDatasource
 
     if "prometheus" not in metrics:
         for name in ("prometheus-query", "prometheus-labels"):
             add("SKIP", name, "[datasources] metrics does not list prometheus")
         return
     try:
-        backend = PrometheusBackend.from_conf(conf)
+        backend = PrometheusDatasource.from_conf(conf)
     except (OSError, ssl.SSLError) as err:
         add("FAIL", "prometheus-query", f"{err} -- fix [prometheus_client] TLS files")
         add("SKIP", "prometheus-labels", "[prometheus_client] is unusable")
@@ -232,7 +232,7 @@ async def _check_prometheus(conf: cfg.ConfigOpts, metrics: list[str], add) -> No
     async with backend:
         try:
             await backend.query("vector(1)")
-        except MetricsError as err:
+        except DatasourceError as err:
             add("FAIL", "prometheus-query",
                 _with_fix(err, "check [prometheus_client] host/port/path_prefix"))
             add("SKIP", "prometheus-labels", "Prometheus does not answer")

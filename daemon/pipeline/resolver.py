@@ -60,7 +60,7 @@ class ResolveRequest:
         file), name -> PromQL template.  A placeholder ``{name}`` stands for the
         value of the alert label or resource property ``name`` (properties,
         including resolved ones, win); the resolver substitutes it escaped for
-        a double-quoted PromQL string (``daemon/metrics/promql.py``).  See
+        a double-quoted PromQL string (``daemon/datasources/promql.py``).  See
         docs/mapping.md.
     :ivar alarm_id: the alarm being resolved (for caches and logs)
     :ivar kind: the transition: ``firing``, ``updated`` or ``resolved``

@@ -21,6 +21,16 @@ one lane (a FIFO) per ``alarm_id``:
 Logging fits an outage of hours: one WARNING when publishing starts failing,
 one INFO when it recovers (with the counts), successes at DEBUG and an INFO
 summary at most every ``summary_interval`` seconds.
+
+The dispatcher is the one writer of ``alarm_relay_outbox_depth`` and
+``alarm_relay_outbox_oldest_age_seconds``: every read and acknowledgement
+updates them, and :meth:`Dispatcher.watch_store` refreshes them while nothing
+moves (a broker outage).
+
+This module is longer than the others on purpose: the lanes, the window, the
+backoff and the batched acknowledgements are one state machine on the event
+loop, and its invariants (order per alarm, nothing dropped) read best in one
+place.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from oslo_log import log
 from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent
 from daemon.publish.notifier import Notifier
-from daemon.publish.outbox import Outbox
+from daemon.store import Store
 
 __all__ = ["Dispatcher"]
 
@@ -64,7 +74,7 @@ class Dispatcher:
     :param max_chunk: most events one publishing thread sends in a row per job
     """
 
-    def __init__(self, outbox: Outbox, notifier: Notifier, *,
+    def __init__(self, outbox: Store, notifier: Notifier, *,
                  db_executor: concurrent.futures.Executor,
                  publish_executor: concurrent.futures.Executor,
                  threads: int,
@@ -120,6 +130,7 @@ class Dispatcher:
         self._to_ack_since = 0.0
         self._ack: asyncio.Future | None = None
         self._depth: int | None = None  # last depth the outbox reported
+        self.store_ok = True            # the last periodic read of the store worked
         # Failure handling.
         self._failures = 0              # consecutive recoverable failures
         self._epoch = 0                 # bumped by every backoff decision
@@ -137,6 +148,16 @@ class Dispatcher:
     def depth(self) -> int | None:
         """Events in the outbox at the last read or acknowledgement (None before any)."""
         return self._depth
+
+    def backlog(self, limit: int) -> str | None:
+        """Why polls should wait: more than ``limit`` events unsent (0: never).
+
+        The answer for ``[publisher] pause_polls_above``, given to the pollers.
+        """
+        depth = self._depth
+        if not limit or depth is None or depth <= limit:
+            return None
+        return f"{depth} events wait in the outbox ([publisher] pause_polls_above {limit})"
 
     def wake(self) -> None:
         """Tell the dispatcher new events were put; safe from any thread."""
@@ -175,6 +196,26 @@ class Dispatcher:
             await self._flush_acks()
             LOG.info("dispatcher stopped (%d events in memory unsent, %d in flight)",
                      self._loaded - len(self._to_ack), len(self._inflight))
+
+    async def watch_store(self, interval: float = 5.0) -> None:
+        """Refresh the outbox gauges and :attr:`store_ok` every ``interval`` seconds.
+
+        Runs until cancelled; a failing read is logged and makes ``store_ok``
+        false (``/readyz`` reports it), the next one that works makes it true.
+        """
+        loop = asyncio.get_running_loop()
+        store = self._outbox
+        while True:
+            try:
+                depth = await loop.run_in_executor(self._db_executor, store.depth)
+                age = await loop.run_in_executor(self._db_executor, store.oldest_age,
+                                                 time.time())
+                self._set_gauges(depth, age)
+                self.store_ok = True
+            except Exception:
+                self.store_ok = False
+                LOG.exception("The outbox is not readable")
+            await asyncio.sleep(interval)
 
     async def drain(self, timeout: float) -> bool:  # noqa: ASYNC109 - the contract
         """Send what can be sent within ``timeout`` seconds, for shutdown.

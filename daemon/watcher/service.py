@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import sys
 import threading
 import time
@@ -24,6 +23,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon.exception import WatcherError, WatcherRulesError
+from daemon.systemd import sd_notify
 from daemon.watcher import telemetry
 from daemon.watcher.bridge import Bridge
 from daemon.watcher.client import WatcherClient
@@ -39,20 +39,6 @@ READY_LINE = "alarm-relay-watcher ready"
 #: Seconds between two prunings of the state file.
 _PRUNE_EVERY = 3600.0
 _LOOPBACK = frozenset({"127.0.0.1", "::1", "localhost"})
-
-
-def _sd_notify(state: str) -> None:
-    """Tell systemd (Type=notify) when it asked; nothing otherwise."""
-    path = os.environ.get("NOTIFY_SOCKET")
-    if not path:
-        return
-    address = "\0" + path[1:] if path.startswith("@") else path
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as sock:
-            sock.connect(address)
-            sock.sendall(state.encode())
-    except OSError as err:
-        LOG.warning("Could not notify systemd (%s): %s", state.split("=")[0], err)
 
 
 def _fail(message: str) -> int:
@@ -138,7 +124,7 @@ def run(conf: cfg.ConfigOpts) -> int:
         LOG.info("%s: %d rules from %s, topic %s on exchange %s, pool %s, Watcher at %s, "
                  "metrics %s", READY_LINE, len(rules), options.rules_path, topic,
                  conf.control_exchange, options.pool, where, metrics_url)
-        _sd_notify("READY=1")
+        sd_notify(os.environ.get("NOTIFY_SOCKET"), "READY=1")
         next_prune = time.monotonic()
         while not stop.wait(1.0):
             if reload.is_set():
@@ -150,7 +136,7 @@ def run(conf: cfg.ConfigOpts) -> int:
                 if removed:
                     LOG.info("Pruned %d records older than %.0fs from the state", removed,
                              options.retention)
-        _sd_notify("STOPPING=1")
+        sd_notify(os.environ.get("NOTIFY_SOCKET"), "STOPPING=1")
         LOG.info("alarm-relay-watcher stopping")
         return 0
     finally:

@@ -9,7 +9,7 @@ import sqlite3
 import time
 import urllib.request
 
-from daemon.service import STATE_FILE
+from daemon.store import STATE_FILE
 from tests.harness.bus import Consumer
 from tests.harness.relay import RelayProcess
 

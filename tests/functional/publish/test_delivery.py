@@ -13,7 +13,8 @@ import textwrap
 
 import pytest
 
-from daemon.publish import Dispatcher, Notifier, Outbox
+from daemon.publish import Dispatcher, Notifier
+from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import incident, relay_config
 from tests.harness.bus import Consumer, delete_entities
 
@@ -53,7 +54,7 @@ async def test_consumer_receives_scripted_incident(tmp_path, rabbit_url, names, 
     exchange, topic = names
     conf = relay_config(tmp_path, rabbit_url, exchange=exchange, topic=topic)
     events = incident(alarms=6, updates=3)
-    outbox = Outbox(str(tmp_path / "state.sqlite"), max_events=1000)
+    outbox = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=1000)
     outbox.open()
     notifier = Notifier(conf)
     notifier.open()
@@ -95,9 +96,9 @@ async def test_consumer_receives_scripted_incident(tmp_path, rabbit_url, names, 
 _CRASHING_WRITER = textwrap.dedent("""
     import json, sys, time
     import daemon
-    from daemon.publish.outbox import Outbox
+    from daemon.store import SQLiteStore
     from tests.functional.publish.helpers import incident
-    box = Outbox(sys.argv[1], max_events=1000)
+    box = SQLiteStore(sys.argv[1], max_events=1000)
     box.open()
     events = incident(alarms=5, updates=2)
     for i in range(0, len(events), 4):
@@ -128,7 +129,7 @@ async def test_outbox_survives_sigkill(tmp_path, rabbit_url, names, executors):
         asyncio.get_running_loop().run_in_executor(None, _put_then_sigkill, path), 60)
 
     conf = relay_config(tmp_path, rabbit_url, exchange=exchange, topic=topic)
-    outbox = Outbox(path, max_events=1000)
+    outbox = SQLiteStore(path, max_events=1000)
     outbox.open()
     notifier = Notifier(conf)
     notifier.open()

@@ -7,7 +7,8 @@ import collections
 import concurrent.futures
 
 from daemon import telemetry
-from daemon.publish import Dispatcher, Notifier, Outbox
+from daemon.publish import Dispatcher, Notifier
+from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import alarm_event, relay_config
 from tests.harness.bus import Consumer
 
@@ -34,7 +35,7 @@ async def test_broker_outage_loses_nothing(tmp_path, rabbit_node, unique_name):
     url = rabbit_node.transport_url
     exchange, topic = f"{unique_name}-x", f"{unique_name}-alarms"
     conf = relay_config(tmp_path, url, exchange=exchange, topic=topic)
-    outbox = Outbox(str(tmp_path / "state.sqlite"), max_events=10 * TOTAL)
+    outbox = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=10 * TOTAL)
     outbox.open()
     notifier = Notifier(conf)
     notifier.open()

@@ -1,5 +1,5 @@
 """Tests of daemon/manage/check.py without Keystone or Aetos (those run in
-tests/functional/metrics/test_check.py against real services)."""
+tests/functional/datasources/test_check.py against real services)."""
 
 from __future__ import annotations
 

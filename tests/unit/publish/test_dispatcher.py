@@ -13,7 +13,7 @@ import pytest
 
 from daemon import exception, telemetry
 from daemon.publish.dispatcher import Dispatcher
-from daemon.publish.outbox import Outbox
+from daemon.store import SQLiteStore
 from tests.unit.publish.conftest import make_event
 
 
@@ -64,7 +64,7 @@ def executors():
 
 @pytest.fixture
 def outbox(tmp_path):
-    box = Outbox(str(tmp_path / "state.sqlite"), max_events=100000)
+    box = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=100000)
     box.open()
     yield box
     box.close()
@@ -334,11 +334,11 @@ async def test_restart_resends_unacknowledged(tmp_path, executors):
     """Sent but not acknowledged (crash): sent again with the same event_id."""
     path = str(tmp_path / "s.sqlite")
     events = _incident(alarms=3, per_alarm=2)
-    box = Outbox(path, max_events=100)
+    box = SQLiteStore(path, max_events=100)
     box.open()
     box.put(events)
     box.close()   # the first process died before its dispatcher ran
-    box = Outbox(path, max_events=100)
+    box = SQLiteStore(path, max_events=100)
     box.open()
     try:
         notifier = FakeNotifier()

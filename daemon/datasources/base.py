@@ -8,7 +8,7 @@ headers authenticate a request (``_headers``), what to do once on 401
 
 Results are typed (:class:`QueryResult`) for the four result types of an
 instant query; a sample whose value is 0.0 is a value, never "no data".
-Every failure is a :class:`~daemon.exception.MetricsError` whose message says
+Every failure is a :class:`~daemon.exception.DatasourceError` whose message says
 what to fix.
 """
 
@@ -26,10 +26,10 @@ from typing import Any, ClassVar
 import aiohttp
 from oslo_log import log
 
-from daemon.exception import MetricsError
+from daemon.exception import DatasourceError
 
 __all__ = [
-    "MetricsBackend",
+    "Datasource",
     "QueryRejected",
     "QueryResult",
     "RangeSeries",
@@ -43,7 +43,7 @@ LOG = log.getLogger(__name__)
 MAX_BODY = 32 * 1024 * 1024
 
 
-class QueryRejected(MetricsError):
+class QueryRejected(DatasourceError):
     """The backend answered, and refused the query itself (HTTP 400 or 422).
 
     Asking another backend, or the same one later, gives the same answer:
@@ -190,7 +190,7 @@ def make_ssl_context(*, cafile: str | None, certfile: str | None,
     return context
 
 
-class MetricsBackend(abc.ABC):
+class Datasource(abc.ABC):
     """One metrics server speaking the Prometheus HTTP API (instant queries only).
 
     Open with :meth:`start` (or ``async with``), close with :meth:`close`; one
@@ -218,7 +218,7 @@ class MetricsBackend(abc.ABC):
     async def _base_url(self) -> str:
         """The server's base URL (without ``/api/v1``).
 
-        :raises MetricsError: when it cannot be found
+        :raises DatasourceError: when it cannot be found
         """
 
     async def _headers(self) -> dict[str, str]:
@@ -230,7 +230,7 @@ class MetricsBackend(abc.ABC):
         return False
 
     async def warm_up(self) -> None:
-        """Fetch what the first request would (a token, the endpoint); may raise MetricsError."""
+        """Fetch what the first request would (a token, the endpoint); may raise DatasourceError."""
         await self._base_url()
         await self._headers()
 
@@ -271,7 +271,7 @@ class MetricsBackend(abc.ABC):
         if session is not None:
             await session.close()
 
-    async def __aenter__(self) -> MetricsBackend:
+    async def __aenter__(self) -> Datasource:
         await self.start()
         return self
 
@@ -285,7 +285,7 @@ class MetricsBackend(abc.ABC):
 
         :param promql: the query
         :param time: evaluation time (seconds since the epoch), default now
-        :raises MetricsError: on any failure
+        :raises DatasourceError: on any failure
         """
         params = [("query", promql)]
         if time is not None:
@@ -294,20 +294,20 @@ class MetricsBackend(abc.ABC):
         try:
             return QueryResult.parse(data)
         except (ValueError, KeyError, TypeError) as err:
-            raise MetricsError(backend=self.NAME,
+            raise DatasourceError(backend=self.NAME,
                                problem=f"unexpected query answer: {err}") from err
 
     async def labels(self, match: Iterable[str] = ()) -> list[str]:
         """Return the label names, optionally of the series matching ``match``.
 
-        :raises MetricsError: on any failure
+        :raises DatasourceError: on any failure
         """
         return self._strings(await self._get("labels", _matches(match)), "labels")
 
     async def label_values(self, name: str, match: Iterable[str] = ()) -> list[str]:
         """Return the values of label ``name``.
 
-        :raises MetricsError: on any failure
+        :raises DatasourceError: on any failure
         """
         return self._strings(
             await self._get(f"label/{_label_path(name)}/values", _matches(match)),
@@ -316,23 +316,23 @@ class MetricsBackend(abc.ABC):
     async def series(self, match: Sequence[str]) -> list[dict[str, str]]:
         """Return the label sets of the series matching any of ``match``.
 
-        :raises MetricsError: on any failure
+        :raises DatasourceError: on any failure
         """
         data = await self._get("series", _matches(match))
         if not isinstance(data, list) or not all(isinstance(s, dict) for s in data):
-            raise MetricsError(backend=self.NAME, problem="unexpected series answer")
+            raise DatasourceError(backend=self.NAME, problem="unexpected series answer")
         return [dict(s) for s in data]
 
     # -- internals -------------------------------------------------------------
 
     def _strings(self, data: Any, what: str) -> list[str]:
         if not isinstance(data, list):
-            raise MetricsError(backend=self.NAME, problem=f"unexpected {what} answer")
+            raise DatasourceError(backend=self.NAME, problem=f"unexpected {what} answer")
         return [str(item) for item in data]
 
     async def _get(self, path: str, params: list[tuple[str, str]]) -> Any:
         if self._session is None or self._semaphore is None:
-            raise MetricsError(backend=self.NAME, problem="client not started")
+            raise DatasourceError(backend=self.NAME, problem="client not started")
         async with self._semaphore:
             for attempt in (1, 2):
                 base = (await self._base_url()).rstrip("/")
@@ -343,13 +343,13 @@ class MetricsBackend(abc.ABC):
                         status = resp.status
                         body = await resp.content.read(MAX_BODY)
                 except TimeoutError as err:
-                    raise MetricsError(
+                    raise DatasourceError(
                         backend=self.NAME,
                         problem=(f"no answer from {url} within {self.timeout:g}s -- "
                                  "check that the server is up, or raise the timeout")
                     ) from err
                 except aiohttp.ClientError as err:
-                    raise MetricsError(
+                    raise DatasourceError(
                         backend=self.NAME,
                         problem=f"cannot reach {url}: {err} -- check the URL and "
                                 "that the server is up") from err
@@ -368,10 +368,10 @@ class MetricsBackend(abc.ABC):
             if isinstance(decoded, dict) and decoded.get("status") == "success":
                 return decoded.get("data")
             detail = _error_detail(decoded, body)
-            raise MetricsError(backend=self.NAME,
+            raise DatasourceError(backend=self.NAME,
                                problem=f"{url} gave an unexpected answer: {detail}")
         detail = _error_detail(decoded, body)
-        error = QueryRejected if status in (400, 422) else MetricsError
+        error = QueryRejected if status in (400, 422) else DatasourceError
         raise error(backend=self.NAME, problem=self._explain(status, detail, url))
 
 

@@ -20,10 +20,10 @@ from collections.abc import Sequence
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon.exception import MetricsError
-from daemon.metrics import base, keystone
+from daemon.datasources import base, keystone
+from daemon.exception import DatasourceError
 
-__all__ = ["AetosBackend", "PRIVILEGED_ROLES"]
+__all__ = ["AetosDatasource", "PRIVILEGED_ROLES"]
 
 LOG = log.getLogger(__name__)
 
@@ -31,7 +31,7 @@ LOG = log.getLogger(__name__)
 PRIVILEGED_ROLES = frozenset({"admin", "service"})
 
 
-class AetosBackend(base.MetricsBackend):
+class AetosDatasource(base.Datasource):
     """The Aetos backend.
 
     :param keystone_session: token and catalog lookups; None in noauth mode
@@ -55,7 +55,7 @@ class AetosBackend(base.MetricsBackend):
                          ssl_context=ssl_context, fqdn_label=fqdn_label,
                          instance_uuid_label=instance_uuid_label)
         if keystone_session is None and not endpoint_override:
-            raise MetricsError(
+            raise DatasourceError(
                 backend=self.NAME,
                 problem="[aetos_client] auth_mode = noauth needs endpoint_override")
         self.keystone = keystone_session
@@ -67,11 +67,11 @@ class AetosBackend(base.MetricsBackend):
 
     @classmethod
     def from_conf(cls, conf: cfg.ConfigOpts, *,
-                  executor: concurrent.futures.Executor | None = None) -> AetosBackend:
+                  executor: concurrent.futures.Executor | None = None) -> AetosDatasource:
         """Build from [aetos_client] and [service_credentials].
 
         :param executor: where keystoneauth1's blocking calls run
-        :raises MetricsError: an impossible combination of options
+        :raises DatasourceError: an impossible combination of options
         """
         group = conf.aetos_client
         noauth = group.auth_mode == "noauth"
@@ -102,7 +102,7 @@ class AetosBackend(base.MetricsBackend):
     async def endpoint(self) -> str:
         """The Aetos URL (catalog lookup cached until a connection error).
 
-        :raises MetricsError: not in the catalog, Keystone failures
+        :raises DatasourceError: not in the catalog, Keystone failures
         """
         return await self._base_url()
 
@@ -115,7 +115,7 @@ class AetosBackend(base.MetricsBackend):
             try:
                 roles = await self.keystone.get_roles()
                 project = await self.keystone.get_project_id()
-            except MetricsError:
+            except DatasourceError:
                 return None
         if PRIVILEGED_ROLES & set(roles):
             return None
@@ -155,7 +155,7 @@ class AetosBackend(base.MetricsBackend):
     async def _get(self, path: str, params: Sequence[tuple[str, str]]):
         try:
             return await super()._get(path, list(params))
-        except MetricsError as err:
+        except DatasourceError as err:
             # A connection failure may mean the catalog changed: look it up again.
             if "cannot reach" in str(err) and not self.endpoint_override:
                 self._endpoint = None

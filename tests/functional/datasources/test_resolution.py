@@ -10,9 +10,9 @@ from aiohttp import web
 from oslo_config import cfg
 
 from daemon import conf as relay_conf
-from daemon.metrics.resolvers import build_resolver
+from daemon.datasources.resolver import build_resolver
 from daemon.pipeline.resolver import ResolveRequest
-from tests.functional.metrics.conftest import (
+from tests.functional.datasources.conftest import (
     DOMAIN,
     FQDN,
     PROJECT,

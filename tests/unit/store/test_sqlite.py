@@ -1,4 +1,4 @@
-"""Outbox: one transaction per put, oldest first, bounded, durable across reopen."""
+"""SQLiteStore: one transaction per put, oldest first, bounded, durable across reopen."""
 
 from __future__ import annotations
 
@@ -10,13 +10,13 @@ import pytest
 
 from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent
-from daemon.publish.outbox import Outbox
+from daemon.store import SQLiteStore
 from tests.unit.publish.conftest import make_event
 
 
 @pytest.fixture
 def outbox(tmp_path):
-    box = Outbox(str(tmp_path / "state.sqlite"), max_events=10)
+    box = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=10)
     box.open()
     yield box
     box.close()
@@ -41,13 +41,13 @@ def test_payload_round_trips(outbox):
 
 
 def test_read_skips_decoding_events_put_by_this_process(tmp_path, monkeypatch):
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=100, cache_events=3) as box:
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100, cache_events=3) as box:
         events = [make_event(str(i)) for i in range(5)]
         box.put(events[:3])
         box.put(events[3:])          # would exceed the cache: stored only
         decoded = []
         real_loads = json.loads
-        monkeypatch.setattr("daemon.publish.outbox.json.loads",
+        monkeypatch.setattr("daemon.store.sqlite.json.loads",
                             lambda text: decoded.append(text) or real_loads(text))
         got, _ = box.pending_after(0, 10)
         assert got == events
@@ -59,7 +59,7 @@ def test_read_skips_decoding_events_put_by_this_process(tmp_path, monkeypatch):
 
 
 def test_cache_skips_batches_with_duplicates_and_ack_and_close_empty_it(tmp_path):
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=100) as box:
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100) as box:
         first = make_event("a", 1)
         box.put([first])
         box.ack([first.event_id])
@@ -78,13 +78,13 @@ def test_cache_skips_batches_with_duplicates_and_ack_and_close_empty_it(tmp_path
 
 
 def test_no_cache(tmp_path):
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=10, cache_events=0) as box:
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=10, cache_events=0) as box:
         event = make_event()
         box.put([event])
         (back,) = box.pending(1)
         assert back == event and back is not event
     with pytest.raises(ValueError, match="cache_events"):
-        Outbox(str(tmp_path / "s.sqlite"), max_events=10, cache_events=-1)
+        SQLiteStore(str(tmp_path / "s.sqlite"), max_events=10, cache_events=-1)
 
 
 def test_ack_removes_only_given_ids(outbox):
@@ -97,7 +97,7 @@ def test_ack_removes_only_given_ids(outbox):
 
 
 def test_ack_many_in_chunks(tmp_path):
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=5000) as box:
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=5000) as box:
         events = [make_event(str(i)) for i in range(1200)]
         box.put(events)
         assert box.ack(e.event_id for e in events[:1100]) == 1100
@@ -158,10 +158,10 @@ def test_duplicate_event_id_is_ignored(outbox):
 def test_survives_reopen(tmp_path):
     path = str(tmp_path / "state.sqlite")
     events = [make_event(str(i)) for i in range(3)]
-    with Outbox(path, max_events=10) as box:
+    with SQLiteStore(path, max_events=10) as box:
         box.put(events, states=[("k", {"v": 1})])
         box.ack([events[0].event_id])
-    with Outbox(path, max_events=10) as box:
+    with SQLiteStore(path, max_events=10) as box:
         assert box.depth() == 2
         assert box.pending(10) == events[1:]
         assert box.load_states() == [{"v": 1}]
@@ -184,7 +184,7 @@ def test_oldest_age(outbox):
 
 
 def test_closed_outbox_refuses(tmp_path):
-    box = Outbox(str(tmp_path / "s.sqlite"), max_events=1)
+    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=1)
     with pytest.raises(RuntimeError):
         box.depth()
     box.open()
@@ -200,12 +200,12 @@ def test_newer_schema_is_refused(tmp_path):
     db.execute("PRAGMA user_version=99")
     db.close()
     with pytest.raises(sqlite3.DatabaseError, match="schema version 99"):
-        Outbox(path, max_events=1).open()
+        SQLiteStore(path, max_events=1).open()
 
 
 def test_batched_puts_drain_completely_through_the_cursor(tmp_path):
     # Its speed is measured by benchmarks/bench_publish.py, not here.
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=100000) as box:
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100000) as box:
         events = [make_event(str(i % 50), i) for i in range(5000)]
         for i in range(0, 5000, 100):
             box.put(events[i:i + 100])
@@ -235,7 +235,7 @@ def test_a_huge_event_is_cut_when_put_and_its_alarm_goes_on(tmp_path):
                        annotations={"description": "x" * 12_000_000})
     small = make_event("alarm-2", 1, annotations={"summary": "ok"})
     before = _truncated("put")
-    with Outbox(str(tmp_path / "s.sqlite"), max_events=10,
+    with SQLiteStore(str(tmp_path / "s.sqlite"), max_events=10,
                 max_event_bytes=100_000) as box:
         box.put([huge, small])
         box.put([after])
@@ -256,10 +256,10 @@ def test_a_huge_event_is_cut_when_put_and_its_alarm_goes_on(tmp_path):
 def test_an_event_stored_larger_is_cut_when_read(tmp_path):
     huge = make_event("alarm-1", 1, annotations={"description": "y" * 3_000_000})
     path = str(tmp_path / "s.sqlite")
-    with Outbox(path, max_events=10, max_event_bytes=16 * 1024 * 1024) as box:
+    with SQLiteStore(path, max_events=10, max_event_bytes=16 * 1024 * 1024) as box:
         box.put([huge])                          # an earlier relay, a larger limit
     before = _truncated("read")
-    with Outbox(path, max_events=10) as box:     # the default: 1 MiB
+    with SQLiteStore(path, max_events=10) as box:     # the default: 1 MiB
         (event,) = box.pending(1)
     assert _truncated("read") == before + 1
     assert event.event_id == huge.event_id
@@ -269,4 +269,4 @@ def test_an_event_stored_larger_is_cut_when_read(tmp_path):
 
 def test_max_event_bytes_has_a_floor(tmp_path):
     with pytest.raises(ValueError):
-        Outbox(str(tmp_path / "s.sqlite"), max_events=10, max_event_bytes=1000)
+        SQLiteStore(str(tmp_path / "s.sqlite"), max_events=10, max_event_bytes=1000)

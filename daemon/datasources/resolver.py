@@ -1,6 +1,6 @@
 """Resolve an alarm's resource (host FQDN, instance UUID) and enrich it from metrics.
 
-:class:`MetricsResolver` implements the transformer's ``Resolver`` protocol
+:class:`DatasourceResolver` implements the transformer's ``Resolver`` protocol
 over the backends of ``[datasources] metrics``, asked in that order: the first
 backend that answers (even "nothing found") gives the answer; one that fails
 is skipped for ``failure_backoff`` seconds.
@@ -49,17 +49,17 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon import telemetry
-from daemon.exception import MetricsError
-from daemon.metrics import promql
-from daemon.metrics.aetos import AetosBackend
-from daemon.metrics.base import MetricsBackend, QueryRejected, QueryResult
-from daemon.metrics.prometheus import PrometheusBackend
+from daemon.datasources import promql
+from daemon.datasources.aetos import AetosDatasource
+from daemon.datasources.base import Datasource, QueryRejected, QueryResult
+from daemon.datasources.prometheus import PrometheusDatasource
+from daemon.exception import DatasourceError
 from daemon.pipeline.resolver import Resolution, ResolveRequest
 
 __all__ = [
     "HOST_TYPES",
     "INSTANCE_TYPES",
-    "MetricsResolver",
+    "DatasourceResolver",
     "ResolverSettings",
     "build_backends",
     "build_resolver",
@@ -129,7 +129,7 @@ class _AllFailed(Exception):
         self.reasons = reasons
 
 
-class MetricsResolver:
+class DatasourceResolver:
     """The ``Resolver`` of the transformer, over one or more metrics backends.
 
     :param backends: asked in this order
@@ -137,7 +137,7 @@ class MetricsResolver:
     :param clock: monotonic clock (tests)
     """
 
-    def __init__(self, backends: Sequence[MetricsBackend], *,
+    def __init__(self, backends: Sequence[Datasource], *,
                  settings: ResolverSettings | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         if not backends:
@@ -191,7 +191,7 @@ class MetricsResolver:
             await backend.close()
         self._started = False
 
-    async def __aenter__(self) -> MetricsResolver:
+    async def __aenter__(self) -> DatasourceResolver:
         await self.start()
         return self
 
@@ -301,7 +301,7 @@ class MetricsResolver:
         for backend in self.backends:
             try:
                 await backend.warm_up()
-            except MetricsError as err:
+            except DatasourceError as err:
                 LOG.warning("Metrics backend %s is not ready: %s", backend.NAME, err)
         while True:
             await asyncio.sleep(self.settings.refresh_interval)
@@ -377,7 +377,7 @@ class MetricsResolver:
     # -- caching ------------------------------------------------------------------
 
     async def _cached(self, key: tuple[str, ...],
-                      find: Callable[[MetricsBackend], Awaitable[_Lookup]]) -> _Lookup:
+                      find: Callable[[Datasource], Awaitable[_Lookup]]) -> _Lookup:
         now = self._clock()
         entry = self._cache.get(key)
         if entry is not None and entry.expires_at > now:
@@ -416,7 +416,7 @@ class MetricsResolver:
 
     # -- backends in order ----------------------------------------------------------
 
-    async def _ask(self, find: Callable[[MetricsBackend], Awaitable[_Lookup]]) -> _Lookup:
+    async def _ask(self, find: Callable[[Datasource], Awaitable[_Lookup]]) -> _Lookup:
         """The first backend that answers gives the answer.
 
         :raises _AllFailed: every backend failed or is backing off
@@ -436,7 +436,7 @@ class MetricsResolver:
                 # An answer: the query is wrong, the backend is fine.
                 self._down_until.pop(name, None)
                 return _Lookup(None, str(err), backend=name)
-            except MetricsError as err:
+            except DatasourceError as err:
                 telemetry.RESOLVER_FAILURES.labels(backend=name).inc()
                 self._last_error[name] = str(err)
                 if self.settings.failure_backoff > 0:
@@ -450,7 +450,7 @@ class MetricsResolver:
 
     # -- the lookups ----------------------------------------------------------------
 
-    async def _find_host(self, backend: MetricsBackend, key: str) -> _Lookup:
+    async def _find_host(self, backend: Datasource, key: str) -> _Lookup:
         label = backend.fqdn_label
         # Target labels are on every target's ``up``; a plain selector (no
         # aggregation) is also what Aetos can rewrite for a filtered token.
@@ -477,7 +477,7 @@ class MetricsResolver:
                   f"that the exporter's targets carry the {label} label")
         return _Lookup(None, await self._explain_empty(backend, reason))
 
-    async def _find_instance(self, backend: MetricsBackend, name: str,
+    async def _find_instance(self, backend: Datasource, name: str,
                              scope: str | None) -> _Lookup:
         label = backend.instance_uuid_label
         matchers: dict[str, str | tuple[str, str]] = {
@@ -499,11 +499,11 @@ class MetricsResolver:
                   "instance_uuid_label and the libvirt exporter's labels")
         return _Lookup(None, await self._explain_empty(backend, reason))
 
-    async def _explain_empty(self, backend: MetricsBackend, reason: str) -> str:
+    async def _explain_empty(self, backend: Datasource, reason: str) -> str:
         filtered = await backend.filtered()
         return f"{reason}; {filtered}" if filtered else reason
 
-    async def _fqdns(self, backend: MetricsBackend) -> frozenset[str]:
+    async def _fqdns(self, backend: Datasource) -> frozenset[str]:
         """All values of ``fqdn_label``, cached for ``negative_cache_ttl``."""
         now = self._clock()
         cached = self._fqdn_index.get(backend.NAME)
@@ -517,10 +517,10 @@ class MetricsResolver:
     async def _enrich(self, name: str, template: str, values: Mapping[str, Any]) -> _Lookup:
         try:
             query = promql.render(template, values, name=name)
-        except MetricsError as err:
+        except DatasourceError as err:
             return _Lookup(None, str(err))
 
-        async def run(backend: MetricsBackend) -> _Lookup:
+        async def run(backend: Datasource) -> _Lookup:
             result: QueryResult = await backend.query(query)
             if result.empty:
                 reason = f"no data for {query} ({backend.NAME})"
@@ -555,32 +555,32 @@ def _short_matches(host: str, known: frozenset[str]) -> set[str]:
 
 def build_backends(conf: cfg.ConfigOpts, *,
                    executor: concurrent.futures.Executor | None = None
-                   ) -> list[MetricsBackend]:
+                   ) -> list[Datasource]:
     """The backends of ``[datasources] metrics``, in order, not started.
 
     :param executor: where keystoneauth1's blocking calls run
-    :raises MetricsError: an impossible combination of options
+    :raises DatasourceError: an impossible combination of options
     """
-    backends: list[MetricsBackend] = []
+    backends: list[Datasource] = []
     for name in dict.fromkeys(conf.datasources.metrics):
-        if name == AetosBackend.NAME:
-            backends.append(AetosBackend.from_conf(conf, executor=executor))
-        elif name == PrometheusBackend.NAME:
-            backends.append(PrometheusBackend.from_conf(conf))
+        if name == AetosDatasource.NAME:
+            backends.append(AetosDatasource.from_conf(conf, executor=executor))
+        elif name == PrometheusDatasource.NAME:
+            backends.append(PrometheusDatasource.from_conf(conf))
     return backends
 
 
 def build_resolver(conf: cfg.ConfigOpts, *,
                    executor: concurrent.futures.Executor | None = None
-                   ) -> MetricsResolver | None:
+                   ) -> DatasourceResolver | None:
     """The resolver of ``[datasources]``, or None when ``metrics`` is empty.
 
     :param conf: the relay's configuration
     :param executor: where keystoneauth1's blocking calls run (default:
         asyncio's default executor)
-    :raises MetricsError: an impossible combination of options
+    :raises DatasourceError: an impossible combination of options
     """
     backends = build_backends(conf, executor=executor)
     if not backends:
         return None
-    return MetricsResolver(backends, settings=ResolverSettings.from_conf(conf))
+    return DatasourceResolver(backends, settings=ResolverSettings.from_conf(conf))

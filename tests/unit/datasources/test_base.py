@@ -1,4 +1,4 @@
-"""Tests of daemon/metrics/base.py: result types and error shapes.
+"""Tests of daemon/datasources/base.py: result types and error shapes.
 
 The error shapes are what Prometheus 2.x, Aetos 3.0 (both of its
 ``error_message`` forms) and keystonemiddleware answer; the functional tests
@@ -13,11 +13,11 @@ import math
 import pytest
 from aiohttp import web
 
-from daemon.exception import MetricsError
-from daemon.metrics.base import MetricsBackend, QueryRejected, QueryResult, Sample
+from daemon.datasources.base import Datasource, QueryRejected, QueryResult, Sample
+from daemon.exception import DatasourceError
 
 
-class _Backend(MetricsBackend):
+class _Backend(Datasource):
     NAME = "test"
 
     def __init__(self, url, *, reauth=False, **kwargs):
@@ -163,21 +163,21 @@ async def test_label_values_of_a_utf8_label_name_use_prometheus_3_escaping(serve
     (403, {"error_message": {"faultcode": "Client",
                              "faultstring": "RBAC Authorization Failed",
                              "debuginfo": None}},
-     "403 Forbidden (RBAC Authorization Failed)", MetricsError),
+     "403 Forbidden (RBAC Authorization Failed)", DatasourceError),
     (400, {"error_message": '[400] invalid parameter "match[]": parse error'},
      'HTTP 400: [400] invalid parameter "match[]": parse error', QueryRejected),
     (401, {"error": {"code": 401, "title": "Unauthorized",
                      "message": "The request you have made requires authentication."}},
-     "401 Unauthorized (The request you have made requires authentication.)", MetricsError),
-    (502, "<html>bad gateway</html>", "HTTP 502: <html>bad gateway</html>", MetricsError),
-    (200, {"status": "error", "error": "odd"}, "unexpected answer: odd", MetricsError),
-    (200, "not json", "unexpected answer: not json", MetricsError),
+     "401 Unauthorized (The request you have made requires authentication.)", DatasourceError),
+    (502, "<html>bad gateway</html>", "HTTP 502: <html>bad gateway</html>", DatasourceError),
+    (200, {"status": "error", "error": "odd"}, "unexpected answer: odd", DatasourceError),
+    (200, "not json", "unexpected answer: not json", DatasourceError),
 ])
 async def test_error_shapes(server, status, body, expected, kind):
     url, answers, _ = server
     answers["/api/v1/query"] = (status, body)
     async with _Backend(url, timeout=2) as backend:
-        with pytest.raises(MetricsError) as err:
+        with pytest.raises(DatasourceError) as err:
             await backend.query("up")
     assert type(err.value) is kind
     assert expected in str(err.value)
@@ -203,7 +203,7 @@ async def test_401_twice_is_an_error(server):
     url, answers, seen = server
     answers["/api/v1/labels"] = (401, {"error": {"message": "no"}})
     async with _Backend(url, reauth=True, timeout=2) as backend:
-        with pytest.raises(MetricsError, match="401 Unauthorized"):
+        with pytest.raises(DatasourceError, match="401 Unauthorized"):
             await backend.labels()
         assert backend.reauths == 1
     assert len(seen) == 2
@@ -220,17 +220,17 @@ async def test_timeout_and_unreachable(server):
     async with _Backend(url, timeout=0.3) as backend:
         loop = asyncio.get_running_loop()
         started = loop.time()
-        with pytest.raises(MetricsError, match="no answer from .* within 0.3s"):
+        with pytest.raises(DatasourceError, match="no answer from .* within 0.3s"):
             await backend.query("up")
         assert loop.time() - started < 2
     async with _Backend("http://127.0.0.1:9", timeout=1) as backend:
-        with pytest.raises(MetricsError, match="cannot reach"):
+        with pytest.raises(DatasourceError, match="cannot reach"):
             await backend.query("up")
 
 
 async def test_not_started_and_close_twice():
     backend = _Backend("http://127.0.0.1:9", timeout=1)
-    with pytest.raises(MetricsError, match="not started"):
+    with pytest.raises(DatasourceError, match="not started"):
         await backend.labels()
     await backend.start()
     await backend.close()

@@ -2,7 +2,7 @@
 
 keystoneauth1 is blocking (requests), so every call that may touch the network
 (token, catalog) runs in a thread: ``asyncio.to_thread`` or the executor the
-caller passes in.  Its failures become :class:`~daemon.exception.MetricsError`
+caller passes in.  Its failures become :class:`~daemon.exception.DatasourceError`
 with the fix in the message; no token or password ever reaches a log or an
 error.
 """
@@ -20,7 +20,7 @@ from keystoneauth1 import loading as ks_loading
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon.exception import MetricsError
+from daemon.exception import DatasourceError
 
 __all__ = [
     "FORBIDDEN_HINT",
@@ -89,16 +89,16 @@ class KeystoneSession:
             auth = ks_loading.load_auth_from_conf_options(self._conf, self._group)
         except ks_exc.MissingRequiredOptions as err:
             missing = ", ".join(o.dest for o in err.options)
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"[{self._group}] is missing {missing} -- set the "
                         "service account's credentials") from err
         except ks_exc.NoMatchingPlugin as err:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"[{self._group}] auth_type: {err}") from err
         if auth is None:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"[{self._group}] auth_type is not set -- set auth_type = "
                         "password and the service account's credentials")
@@ -118,7 +118,7 @@ class KeystoneSession:
     async def get_token(self) -> str:
         """Return a valid token (new or cached).
 
-        :raises MetricsError: Keystone unreachable, credentials refused
+        :raises DatasourceError: Keystone unreachable, credentials refused
         """
         return await self._run(self._get_token_sync)
 
@@ -127,7 +127,7 @@ class KeystoneSession:
                            region_name: str | None = None) -> str:
         """Return the catalog URL of ``service_type``.
 
-        :raises MetricsError: not in the catalog (the seed's message with
+        :raises DatasourceError: not in the catalog (the seed's message with
             interface and region), Keystone unreachable, credentials refused
         """
         return await self._run(self._get_endpoint_sync, service_type, interface,
@@ -159,13 +159,13 @@ class KeystoneSession:
                 region_name=region_name)
         try:
             url = self._call(lookup)
-        except MetricsError as err:
+        except DatasourceError as err:
             if isinstance(err.__cause__, ks_exc.EndpointNotFound):
                 url = None
             else:
                 raise
         if not url:
-            raise MetricsError(backend="aetos",
+            raise DatasourceError(backend="aetos",
                                problem=not_registered_message(interface, region_name))
         return url
 
@@ -176,25 +176,25 @@ class KeystoneSession:
         try:
             return func()
         except ks_exc.EndpointNotFound as err:
-            raise MetricsError(backend="keystone", problem=str(err)) from err
+            raise DatasourceError(backend="keystone", problem=str(err)) from err
         except ks_exc.Unauthorized as err:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"{where} answered 401 Unauthorized -- {UNAUTHORIZED_HINT}"
             ) from err
         except ks_exc.Forbidden as err:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"{where} answered 403 Forbidden -- {FORBIDDEN_HINT}") from err
         except (ks_exc.ConnectFailure, ks_exc.ConnectTimeout,
                 ks_exc.DiscoveryFailure) as err:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"cannot reach Keystone at {where}: {_first_line(err)} -- "
                         f"check [{self._group}] auth_url and that Keystone is up"
             ) from err
         except ks_exc.ClientException as err:
-            raise MetricsError(
+            raise DatasourceError(
                 backend="keystone",
                 problem=f"Keystone at {where} failed: {_first_line(err)}") from err
 

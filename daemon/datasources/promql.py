@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from daemon.exception import MetricsError
+from daemon.exception import DatasourceError
 from daemon.pipeline.resolver import PLACEHOLDER, names_something, placeholders
 
 __all__ = [
@@ -108,12 +108,12 @@ def render(template: str, values: Mapping[str, str | None], *, name: str = "quer
         property name, ``{service.name}`` included)
     :param values: names to values (alert labels, resource properties)
     :param name: the query's name, for the error message
-    :raises MetricsError: when a placeholder has no value
+    :raises DatasourceError: when a placeholder has no value
     """
     missing = [key for key in placeholders(template)
                if not names_something(key) or values.get(key) is None]
     if missing:
-        raise MetricsError(
+        raise DatasourceError(
             backend="promql",
             problem=(f"enrichment query {name!r} needs "
                      f"{', '.join(sorted(set(missing)))}, which the alert does not "

@@ -1,19 +1,24 @@
-"""The daemon's HTTP surface besides the webhook: /healthz, /readyz and /metrics.
+"""The daemon's HTTP API: /healthz, /readyz, /metrics, and the webhook's routes.
 
-``service.py`` builds the application, lets the webhook receiver add its
-route, and runs it with an explicit AppRunner/TCPSite.
+:func:`build_app` builds the application with the health and metrics routes;
+the webhook receiver adds its own; :func:`serve` runs it with an explicit
+AppRunner/TCPSite (aiohttp's own lifecycle, signals left to oslo.service).
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Callable, Mapping
 
 from aiohttp import web
+from oslo_log import log
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from daemon import telemetry
 
-__all__ = ["build_app"]
+LOG = log.getLogger(__name__)
+
+__all__ = ["build_app", "serve"]
 
 
 def build_app(*, max_body_size: int,
@@ -45,3 +50,20 @@ def build_app(*, max_body_size: int,
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/metrics", metrics)
     return app
+
+
+async def serve(app: web.Application, host: str, port: int,
+                ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
+    """Listen on ``host:port`` (port 0: any free one) and serve ``app``.
+
+    :returns: the runner (``cleanup()`` stops it) and the port listened on
+    :raises OSError: the address cannot be bound
+    """
+    runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
+    await site.start()
+    bound = runner.addresses[0][1]
+    LOG.info("Listening on %s:%d%s (webhook /v1/alerts, /healthz, /readyz, /metrics)",
+             host, bound, " with TLS" if ssl_context is not None else "")
+    return runner, bound

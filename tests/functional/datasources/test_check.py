@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.functional.metrics.conftest import (
+from tests.functional.datasources.conftest import (
     PROJECT,
     READER_PASSWORD,
     READER_USER,

@@ -1,9 +1,9 @@
-"""Tests of daemon/metrics/promql.py: escaping and templating."""
+"""Tests of daemon/datasources/promql.py: escaping and templating."""
 
 import pytest
 
-from daemon.exception import MetricsError
-from daemon.metrics import promql
+from daemon.datasources import promql
+from daemon.exception import DatasourceError
 
 
 @pytest.mark.parametrize("raw,escaped", [
@@ -82,7 +82,7 @@ def test_promql_braces_are_not_placeholders(template):
 
 
 def test_render_names_a_placeholder_that_names_nothing_missing():
-    with pytest.raises(MetricsError) as err:
+    with pytest.raises(DatasourceError) as err:
         promql.render('up{a="{ }"}', {" ": "x", "": "y"}, name="m")
     assert "'m'" in str(err.value)
 
@@ -101,7 +101,7 @@ def test_render_leaves_promql_braces_alone():
 
 
 def test_render_names_missing_placeholders():
-    with pytest.raises(MetricsError) as err:
+    with pytest.raises(DatasourceError) as err:
         promql.render('up{instance="{instance}",x="{fqdn}"}', {"instance": None},
                       name="load")
     assert "'load'" in str(err.value)

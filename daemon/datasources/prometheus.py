@@ -12,12 +12,12 @@ import aiohttp
 from oslo_config import cfg
 from oslo_utils import netutils
 
-from daemon.metrics import base
+from daemon.datasources import base
 
-__all__ = ["PrometheusBackend"]
+__all__ = ["PrometheusDatasource"]
 
 
-class PrometheusBackend(base.MetricsBackend):
+class PrometheusDatasource(base.Datasource):
     """A Prometheus server.
 
     :param url: base URL, path prefix included (``http://prom:9090/prometheus``)
@@ -39,7 +39,7 @@ class PrometheusBackend(base.MetricsBackend):
             aiohttp.encode_basic_auth(username, password or "") if username else None)
 
     @classmethod
-    def from_conf(cls, conf: cfg.ConfigOpts) -> PrometheusBackend:
+    def from_conf(cls, conf: cfg.ConfigOpts) -> PrometheusDatasource:
         """Build from [prometheus_client]."""
         group = conf.prometheus_client
         scheme = "https" if group.use_tls else "http"

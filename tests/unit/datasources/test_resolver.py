@@ -1,4 +1,4 @@
-"""Tests of daemon/metrics/resolvers.py with in-memory backends.
+"""Tests of daemon/datasources/resolver.py with in-memory backends.
 
 The functional tests run the same resolver against real Prometheus and Aetos;
 here the backends are fakes so collisions, caching, back-off and deadlines can
@@ -13,19 +13,19 @@ from oslo_config import cfg
 
 from daemon import conf as relay_conf
 from daemon import telemetry
-from daemon.exception import MetricsError
-from daemon.metrics.aetos import AetosBackend
-from daemon.metrics.base import MetricsBackend, QueryRejected, QueryResult, Sample
-from daemon.metrics.prometheus import PrometheusBackend
-from daemon.metrics.resolvers import (
-    MetricsResolver,
+from daemon.datasources.aetos import AetosDatasource
+from daemon.datasources.base import Datasource, QueryRejected, QueryResult, Sample
+from daemon.datasources.prometheus import PrometheusDatasource
+from daemon.datasources.resolver import (
+    DatasourceResolver,
     ResolverSettings,
     build_resolver,
 )
+from daemon.exception import DatasourceError
 from daemon.pipeline.resolver import ResolveRequest
 
 
-class FakeBackend(MetricsBackend):
+class FakeBackend(Datasource):
     """Series in memory; ``query`` understands the selectors the resolver sends."""
 
     def __init__(self, name="fake", series=(), *, fail=None, delay=0.0, values=None):
@@ -103,7 +103,7 @@ class Clock:
 
 async def test_host_from_instance_label():
     backend = FakeBackend(series=NODE)
-    async with MetricsResolver([backend]) as resolver:
+    async with DatasourceResolver([backend]) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100"))
     assert res.resource_id == "compute-1.a.example"
     assert res.properties == {"host_fqdn": "compute-1.a.example"}
@@ -118,13 +118,13 @@ async def test_host_from_instance_label():
     ("compute-1:9100", "compute-1.a.example"),
 ])
 async def test_host_short_name(value, expected):
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         res = await resolver.resolve(_host(value))
     assert res.properties.get("host_fqdn") == expected, res.errors
 
 
 async def test_short_name_collision_is_reported_not_guessed():
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         res = await resolver.resolve(_host("compute-2"))
     assert res.resource_id is None
     assert res.properties == {}
@@ -134,21 +134,21 @@ async def test_short_name_collision_is_reported_not_guessed():
 
 
 async def test_instance_collision_is_reported():
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         res = await resolver.resolve(_host("10.0.0.8:9100"))
     assert res.properties == {}
     assert "collision" in res.errors[0] and "compute-3.b.example" in res.errors[0]
 
 
 async def test_ip_never_short_matches_and_miss_says_why():
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         res = await resolver.resolve(_host("10.0.0.99:9100"))
     assert res.properties == {}
     assert "no current series with instance=\"10.0.0.99:9100\" carries label fqdn" in res.errors[0]
 
 
 async def test_instance_uuid_scoped_by_exporter():
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         req = ResolveRequest("instance", {"instance_name": "instance-00000004"},
                              {"instance": "10.0.0.6:9177", "domain": "instance-00000004"})
         res = await resolver.resolve(req)
@@ -163,7 +163,7 @@ async def test_instance_uuid_scoped_by_exporter():
 async def test_seed_rule_resolves_both():
     req = ResolveRequest(None, {"instance_name": "instance-00000004", "host_id": "10.0.0.5:9100"},
                          {"instance": "10.0.0.5:9177", "domain": "instance-00000004"})
-    async with MetricsResolver([FakeBackend(series=NODE)]) as resolver:
+    async with DatasourceResolver([FakeBackend(series=NODE)]) as resolver:
         res = await resolver.resolve(req)
     assert res.properties == {"host_fqdn": "compute-1.a.example",
                               "instance_uuid": "0b9f9a7c-uuid-a"}
@@ -172,7 +172,7 @@ async def test_seed_rule_resolves_both():
 
 async def test_nothing_to_do():
     backend = FakeBackend(series=NODE)
-    async with MetricsResolver([backend]) as resolver:
+    async with DatasourceResolver([backend]) as resolver:
         res = await resolver.resolve(ResolveRequest("service", {"x": "y"}, {"a": "b"}))
     assert res == type(res)()
     assert backend.queries == []
@@ -188,7 +188,7 @@ async def test_enrichment_uses_escaped_labels_and_resolved_properties():
                "up": 'up{fqdn="{host_fqdn}"}',
                "none": 'nothing{instance="{instance}"}',
                "missing": 'x{a="{nolabel}"}'}
-    async with MetricsResolver([backend]) as resolver:
+    async with DatasourceResolver([backend]) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100", queries))
     assert res.metrics == {"load": 0.0, "up": 1.0, "none": None, "missing": None}
     assert any("metrics.none: no data" in e for e in res.errors)
@@ -199,7 +199,7 @@ async def test_cache_hits_misses_and_ttls():
     clock = Clock()
     backend = FakeBackend(series=NODE)
     settings = ResolverSettings(cache_ttl=100, negative_cache_ttl=10)
-    async with MetricsResolver([backend], settings=settings, clock=clock) as resolver:
+    async with DatasourceResolver([backend], settings=settings, clock=clock) as resolver:
         await resolver.resolve(_host("10.0.0.5:9100"))
         await resolver.resolve(_host("10.0.0.5:9100"))
         assert len(backend.queries) == 1
@@ -217,7 +217,7 @@ async def test_cache_hits_misses_and_ttls():
 
 async def test_concurrent_requests_share_one_lookup():
     backend = FakeBackend(series=NODE, delay=0.05)
-    async with MetricsResolver([backend]) as resolver:
+    async with DatasourceResolver([backend]) as resolver:
         results = await asyncio.gather(*(resolver.resolve(_host("10.0.0.5:9100"))
                                          for _ in range(20)))
     assert {r.resource_id for r in results} == {"compute-1.a.example"}
@@ -228,7 +228,7 @@ async def test_refresh_once_renews_due_entries():
     clock = Clock()
     backend = FakeBackend(series=NODE)
     settings = ResolverSettings(cache_ttl=100, negative_cache_ttl=10, refresh_interval=30)
-    async with MetricsResolver([backend], settings=settings, clock=clock) as resolver:
+    async with DatasourceResolver([backend], settings=settings, clock=clock) as resolver:
         await resolver.resolve(_host("10.0.0.5:9100"))
         assert await resolver.refresh_once() == 0
         clock.now += 80   # expires within the next refresh interval
@@ -241,11 +241,11 @@ async def test_refresh_once_renews_due_entries():
 
 async def test_first_backend_that_answers_wins_and_failures_back_off():
     clock = Clock()
-    down = FakeBackend("aetos", fail=MetricsError(backend="aetos", problem="cannot reach x"))
+    down = FakeBackend("aetos", fail=DatasourceError(backend="aetos", problem="cannot reach x"))
     up = FakeBackend("prometheus", series=NODE)
     settings = ResolverSettings(failure_backoff=10, negative_cache_ttl=0)
     before = telemetry.RESOLVER_FAILURES.labels(backend="aetos")._value.get()
-    async with MetricsResolver([down, up], settings=settings, clock=clock) as resolver:
+    async with DatasourceResolver([down, up], settings=settings, clock=clock) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100"))
         assert res.resource_id == "compute-1.a.example"
         await resolver.resolve(_host("10.0.0.6:9100"))
@@ -259,16 +259,16 @@ async def test_first_backend_that_answers_wins_and_failures_back_off():
 async def test_an_empty_answer_is_an_answer():
     first = FakeBackend("aetos", series=[])
     second = FakeBackend("prometheus", series=NODE)
-    async with MetricsResolver([first, second]) as resolver:
+    async with DatasourceResolver([first, second]) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100"))
     assert res.resource_id is None
     assert second.queries == []
 
 
 async def test_all_backends_failing_gives_reasons():
-    failing = [FakeBackend(n, fail=MetricsError(backend=n, problem="down")) for n in
+    failing = [FakeBackend(n, fail=DatasourceError(backend=n, problem="down")) for n in
                ("aetos", "prometheus")]
-    async with MetricsResolver(failing) as resolver:
+    async with DatasourceResolver(failing) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100"))
     assert res.errors == ("host_fqdn: aetos: down; prometheus: down",)
 
@@ -276,7 +276,7 @@ async def test_all_backends_failing_gives_reasons():
 async def test_deadline_is_honoured_and_late_lookup_fills_cache():
     backend = FakeBackend(series=NODE, delay=2.0)
     settings = ResolverSettings(resolve_timeout=0.1)
-    async with MetricsResolver([backend], settings=settings) as resolver:
+    async with DatasourceResolver([backend], settings=settings) as resolver:
         loop = asyncio.get_running_loop()
         started = loop.time()
         res = await resolver.resolve(_host("10.0.0.5:9100", {"q": 'up{instance="{instance}"}'}))
@@ -295,7 +295,7 @@ async def test_resolve_never_raises():
         async def query(self, promql, *, time=None):
             raise RuntimeError("boom")
 
-    async with MetricsResolver([Broken()]) as resolver:
+    async with DatasourceResolver([Broken()]) as resolver:
         res = await resolver.resolve(_host("10.0.0.5:9100"))
     assert res.resource_id is None
     assert any("boom" in e for e in res.errors)
@@ -310,7 +310,7 @@ async def test_background_task_via_factory_and_close():
         return task
 
     backend = FakeBackend(series=NODE)
-    resolver = MetricsResolver([backend])
+    resolver = DatasourceResolver([backend])
     await resolver.start(task_factory=factory)
     assert backend.started and len(created) == 1
     await resolver.close()
@@ -354,7 +354,7 @@ def test_build_resolver_in_order(tmp_path):
                  prometheus_client={"host": "::1", "port": 9999, "path_prefix": "/prom/",
                                     "username": "u", "password": "p", "use_tls": "false"})
     resolver = build_resolver(conf)
-    assert [type(b) for b in resolver.backends] == [PrometheusBackend, AetosBackend]
+    assert [type(b) for b in resolver.backends] == [PrometheusDatasource, AetosDatasource]
     assert resolver.backends[0].url == "http://[::1]:9999/prom"
     assert resolver.backends[1].fqdn_label == "host_name"
     assert resolver.settings.resolve_timeout == 1.5
@@ -362,5 +362,5 @@ def test_build_resolver_in_order(tmp_path):
 
 def test_noauth_needs_endpoint_override(tmp_path):
     conf = _conf(tmp_path, datasources={"metrics": ["aetos"]}, aetos_client={"auth_mode": "noauth"})
-    with pytest.raises(MetricsError, match="endpoint_override"):
+    with pytest.raises(DatasourceError, match="endpoint_override"):
         build_resolver(conf)

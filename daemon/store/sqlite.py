@@ -1,4 +1,4 @@
-"""The outbox: events stored in SQLite before they are sent, removed once confirmed.
+"""The embedded store: one SQLite file holding the alarm state and the outbox.
 
 One SQLite file under ``[DEFAULT] state_dir`` holds two tables:
 
@@ -9,10 +9,10 @@ One SQLite file under ``[DEFAULT] state_dir`` holds two tables:
   key), written in the same transaction as the events they caused, so after a
   crash the state and the outbox always agree.
 
-Durability (WAL journal): :meth:`Outbox.put` commits with
+Durability (WAL journal): :meth:`SQLiteStore.put` commits with
 ``synchronous=FULL``, so once it returns the events and the state survive a
 power loss, not only a process crash; that is what lets the webhook answer 200.
-:meth:`Outbox.ack` commits with ``synchronous=NORMAL``: WAL keeps it atomic and
+:meth:`SQLiteStore.ack` commits with ``synchronous=NORMAL``: WAL keeps it atomic and
 safe against a crash of the process, and a power loss can only forget the last
 acknowledgements, which makes the relay send those events again under the same
 ``event_id`` (consumers deduplicate on it). Acknowledgements are the hot path
@@ -20,13 +20,13 @@ acknowledgements, which makes the relay send those events again under the same
 keeps the fsync where it buys something.
 
 Reading back: events put by this process and not yet read are also kept in
-memory (up to ``cache_events``), and :meth:`Outbox.pending_after` hands back
+memory (up to ``cache_events``), and :meth:`SQLiteStore.pending_after` hands back
 those objects instead of decoding the stored JSON again: the dispatcher reads
 each event once, usually right after it was put, and decoding the payload was
 the largest cost of a read. Events stored by an earlier process, or put while
 the cache was full, are decoded from the database as before. The cache never
 changes what is sent: the stored row is the same event, and the dispatcher
-sends exactly what :meth:`Outbox.put` was given (callers must not change an
+sends exactly what :meth:`SQLiteStore.put` was given (callers must not change an
 event's payload after putting it).
 
 Size: an event whose payload takes more than ``max_event_bytes`` of JSON (one
@@ -53,10 +53,11 @@ from typing import Any
 
 from oslo_log import log
 
-from daemon import exception, telemetry
+from daemon import telemetry
 from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
+from daemon.store.base import Store
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "Outbox"]
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "SQLiteStore"]
 
 LOG = log.getLogger(__name__)
 
@@ -88,8 +89,8 @@ MIN_EVENT_BYTES = 16 * 1024
 _ACK_CHUNK = 500
 
 
-class Outbox:
-    """Events waiting for a broker confirmation, and the lifecycle state.
+class SQLiteStore(Store):
+    """Events waiting for a broker confirmation, and the lifecycle state, in SQLite.
 
     :param path: the SQLite file (created if missing)
     :param max_events: most events kept unsent; :meth:`put` raises
@@ -114,7 +115,6 @@ class Outbox:
         self.max_event_bytes = max_event_bytes
         self._db: sqlite3.Connection | None = None
         self._depth = 0
-        self._full = False
         # event_id -> the event put by this process and not read back yet.
         self._cache: dict[str, AlarmEvent] = {}
 
@@ -161,7 +161,7 @@ class Outbox:
             pass
         db.close()
 
-    def __enter__(self) -> Outbox:
+    def __enter__(self) -> SQLiteStore:
         self.open()
         return self
 
@@ -191,14 +191,8 @@ class Outbox:
         :raises sqlite3.Error: the write failed; nothing was stored
         """
         db = self._conn
-        if events and self._depth + len(events) > self.max_events:
-            telemetry.OUTBOX_FULL.inc()
-            if not self._full:
-                self._full = True
-                LOG.warning("outbox full: %d events unsent (limit %d); new "
-                            "transitions wait until the broker takes events",
-                            self._depth, self.max_events)
-            raise exception.OutboxFull(depth=self._depth, limit=self.max_events)
+        if events:
+            self.check_room(len(events))
         now = time.time()
         texts = [encode_payload(e.payload) for e in events]
         if texts and max(map(len, texts)) > self.max_event_bytes:
@@ -238,8 +232,6 @@ class Outbox:
             cache = self._cache
             for event in events:
                 cache[event.event_id] = event
-        if self._full and self._depth < self.max_events:
-            self._full = False
             LOG.info("outbox accepts events again (%d unsent)", self._depth)
 
     def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
@@ -292,8 +284,6 @@ class Outbox:
             pop = self._cache.pop
             for event_id in ids:
                 pop(event_id, None)
-        if self._full and self._depth < self.max_events:
-            self._full = False
             LOG.info("outbox accepts events again (%d unsent)", self._depth)
         return removed
 

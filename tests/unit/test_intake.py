@@ -1,0 +1,220 @@
+"""intake.plan_store_chunks: a storm is stored in overlapping transactions, state never ahead."""
+
+import datetime
+
+from daemon.intake import plan_store_chunks
+from daemon.lifecycle import Transition
+from daemon.model import Alert
+
+NOW = datetime.datetime(2026, 11, 21, 22, 0, tzinfo=datetime.UTC)
+
+
+def _transition(fp: str, kind: str = "firing") -> Transition:
+    alert = Alert(fingerprint=fp, labels={"alertname": "A", "n": fp}, annotations={},
+                  starts_at=NOW, ends_at=None)
+    return Transition(kind, f"id-{fp}-{kind}", 1, alert, NOW, "c", "http://am")
+
+
+def key(fp: str) -> str:
+    return f"c/{fp}"
+
+
+def test_small_batch_is_one_transaction_with_every_record():
+    transitions = [_transition("a"), _transition("b")]
+    changes = [(key("a"), {"x": 1}), (key("b"), None), (key("z"), {"only": "state"})]
+    plan = plan_store_chunks(transitions, changes, key, 10)
+    assert plan == [(transitions, changes)]
+
+
+def test_no_transition_still_stores_state():
+    plan = plan_store_chunks([], [(key("a"), {"x": 1})], key, 10)
+    assert plan == [([], [(key("a"), {"x": 1})])]
+
+
+def test_each_record_goes_with_the_chunk_of_its_alarms_last_transition():
+    # A flap: the same alert resolves in chunk 0 and fires again in chunk 2.
+    transitions = [_transition("a", "resolved"), _transition("b"), _transition("c"),
+                   _transition("d"), _transition("a", "firing"), _transition("e")]
+    changes = [(key(fp), {"fp": fp}) for fp in "abcde"] + [(key("q"), {"no": "transition"})]
+    plan = plan_store_chunks(transitions, changes, key, 2)
+    assert [len(batch) for batch, _ in plan] == [2, 2, 2]
+    assert [batch for batch, _ in plan] == [transitions[0:2], transitions[2:4], transitions[4:6]]
+    states = [dict(states) for _, states in plan]
+    assert set(states[0]) == {key("b")}
+    assert set(states[1]) == {key("c"), key("d")}
+    # "a" waits for its last transition; unrelated state goes with the last chunk.
+    assert set(states[2]) == {key("a"), key("e"), key("q")}
+    stored = [k for s in states for k in s]
+    assert sorted(stored) == sorted(k for k, _ in changes)
+
+
+# -- the stage ---------------------------------------------------------------
+
+import asyncio  # noqa: E402
+import concurrent.futures  # noqa: E402
+import json  # noqa: E402
+import time  # noqa: E402
+
+import aiohttp  # noqa: E402
+import pytest  # noqa: E402
+
+from daemon import api, exception, telemetry  # noqa: E402
+from daemon.intake import Intake  # noqa: E402
+from daemon.lifecycle import LifecycleTracker  # noqa: E402
+from daemon.model import PollResult, ReplicaPoll, fingerprint  # noqa: E402
+from daemon.pipeline.mapping import parse_mapping  # noqa: E402
+from daemon.pipeline.resolver import Resolution  # noqa: E402
+from daemon.pipeline.transformer import Transformer  # noqa: E402
+from daemon.sources.webhook import WebhookReceiver, WebhookSettings  # noqa: E402
+from daemon.store import SQLiteStore  # noqa: E402
+
+MAPPING = parse_mapping("alerts:\n- key: {alertname: {'=~': '.*'}}\n  resource: {id: instance}\n")
+UPTIME = "2026-11-21T20:00:00Z"
+
+
+def alert(name: str, **labels: str) -> Alert:
+    labels = {"alertname": name, "instance": "h1:9100", **labels}
+    return Alert(fingerprint(labels), labels, {}, NOW, NOW + datetime.timedelta(minutes=5))
+
+
+_polls = iter(range(1, 1_000_000))
+
+
+def poll(cluster: str, *alerts: Alert) -> PollResult:
+    """A poll cycle, each one a second after the one before."""
+    at = NOW + datetime.timedelta(seconds=next(_polls))
+    return PollResult(cluster, (ReplicaPoll("http://am", list(alerts), None, UPTIME),), at, at)
+
+
+class SlowFor:
+    """A resolver that takes ``delay`` seconds for alerts of one cluster label."""
+
+    NAME = "slow"
+
+    def __init__(self, cluster: str, delay: float) -> None:
+        self.cluster, self.delay = cluster, delay
+
+    async def resolve(self, request):
+        if request.labels.get("cluster") == self.cluster:
+            await asyncio.sleep(self.delay)
+        return Resolution()
+
+
+@pytest.fixture
+def db():
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    yield executor
+    executor.shutdown(wait=True)
+
+
+@pytest.fixture
+def store(tmp_path, db):
+    box = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=100)
+    box.open()
+    yield box
+    box.close()
+
+
+def make_intake(store, db, clusters=("east", "west"), resolvers=(), **kw) -> Intake:
+    intake = Intake(clusters=list(clusters),
+                    make_tracker=lambda name: LifecycleTracker(cluster=name), store=store,
+                    transformer=Transformer(MAPPING, resolvers=list(resolvers),
+                                            resolve_timeout=30),
+                    db_executor=db, **kw)
+    intake.accepting = True
+    return intake
+
+
+async def test_alerts_tracked_is_the_sum_over_clusters(store, db):
+    """Issue 14, must-show 4: one writer, the whole relay's count (each tracker
+    used to set it to its own count, so the last cluster polled won)."""
+    intake = make_intake(store, db)
+    await intake.on_poll(poll("east", alert("A"), alert("B")))
+    assert telemetry.ALERTS_TRACKED._value.get() == 2
+    await intake.on_poll(poll("west", alert("C"), alert("D"), alert("E")))
+    assert telemetry.ALERTS_TRACKED._value.get() == 5
+    await intake.on_poll(poll("east", alert("A")))
+    assert telemetry.ALERTS_TRACKED._value.get() == 4 == intake.tracked
+
+
+async def test_a_slow_resolver_never_holds_back_another_cluster(store, db):
+    """Issue 14, must-show 3: while east's alarm waits 5 s for its resolver, a webhook
+    for west is stored and answered in under 0.5 s."""
+    intake = make_intake(store, db, resolvers=[SlowFor("east", 5.0)])
+    app = api.build_app(max_body_size=1 << 20, readiness=lambda: {})
+    WebhookReceiver(settings=WebhookSettings(), on_alerts=intake.on_webhook,
+                    clusters=["east", "west"]).add_routes(app)
+    runner, port = await api.serve(app, "127.0.0.1", 0)
+    try:
+        slow = asyncio.create_task(intake.on_poll(poll("east", alert("A", cluster="east"))))
+        await asyncio.sleep(0.2)  # east is now waiting on its resolver, under its lock
+        body = {"version": "4", "status": "firing", "alerts": [{
+            "status": "firing", "labels": {"alertname": "B", "instance": "h2:9100",
+                                           "cluster": "west"},
+            "annotations": {}, "startsAt": "2026-11-21T21:59:00Z",
+            "endsAt": "0001-01-01T00:00:00Z", "generatorURL": ""}]}
+        began = time.monotonic()
+        async with aiohttp.ClientSession() as http, http.post(
+                f"http://127.0.0.1:{port}/v1/alerts/west", data=json.dumps(body),
+                headers={"Content-Type": "application/json"}) as resp:
+            assert resp.status == 200
+        took = time.monotonic() - began
+        assert took < 0.5, took
+        stored = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
+        assert [e.payload["name"] for e in stored[0]] == ["B"]
+        assert not slow.done()
+        await slow
+        stored = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
+        assert sorted(e.payload["name"] for e in stored[0]) == ["A", "B"]
+    finally:
+        await runner.cleanup()
+
+
+async def test_full_outbox_leaves_the_tracker_untouched(tmp_path, db):
+    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=1)
+    box.open()
+    try:
+        intake = make_intake(box, db)
+        await intake.on_poll(poll("east", alert("A")))
+        await intake.on_poll(poll("east", alert("A"), alert("B")))  # full: dropped, logged
+        assert intake.tracked == 1
+        with pytest.raises(exception.OutboxFull):
+            await intake.on_webhook([alert("C")], "http://am", "west")
+        assert intake.tracker("west").tracked == 0
+    finally:
+        box.close()
+
+
+async def test_a_failed_store_rebuilds_the_tracker_and_nothing_is_lost(store, db):
+    intake = make_intake(store, db)
+    put = store.put
+    calls = []
+
+    def failing_put(events, states=()):
+        calls.append(len(events))
+        if len(calls) == 1:
+            raise OSError("disk full")
+        return put(events, states)
+
+    store.put = failing_put
+    with pytest.raises(OSError):
+        await intake.on_poll(poll("east", alert("A")))
+    assert intake.tracker("east").tracked == 0  # rebuilt from what was stored: nothing
+    await intake.on_poll(poll("east", alert("A")))  # the next poll derives it again
+    stored, _ = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
+    assert [(e.payload["name"], e.payload["status"]) for e in stored] == [("A", "firing")]
+
+
+async def test_restore_and_drain(store, db):
+    first = make_intake(store, db)
+    await first.on_poll(poll("east", alert("A")))
+    await first.drain()
+    assert not first.accepting
+    with pytest.raises(exception.OutboxFull):  # stopping: the webhook gets 503
+        await first.on_webhook([alert("B")], "http://am", "east")
+    again = make_intake(store, db, clusters=("east",))
+    await again.restore()
+    assert again.tracked == 1
+    await again.on_poll(poll("east", alert("A")))  # the same alarm: no second firing
+    stored, _ = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
+    assert len(stored) == 1
