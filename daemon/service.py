@@ -33,7 +33,7 @@ from oslo_service import service
 
 from daemon import api, exception
 from daemon.conf import alertmanager as alertmanager_conf
-from daemon.datasources.resolver import build_resolver
+from daemon.datasources import build_resolver
 from daemon.intake import Intake
 from daemon.last_good import load_mapping_or_last_good
 from daemon.lifecycle import LifecycleTracker

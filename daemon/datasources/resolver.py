@@ -38,9 +38,7 @@ alarm's identity: it only adds properties, a resource id and metrics.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
-import ipaddress
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from typing import Any, TypeVar
@@ -50,9 +48,8 @@ from oslo_log import log
 
 from daemon import telemetry
 from daemon.datasources import promql
-from daemon.datasources.aetos import AetosDatasource
 from daemon.datasources.base import Datasource, QueryRejected, QueryResult
-from daemon.datasources.prometheus import PrometheusDatasource
+from daemon.datasources.lookups import Lookup, explain_empty, find_host, find_instance
 from daemon.exception import DatasourceError
 from daemon.pipeline.resolver import Resolution, ResolveRequest
 
@@ -61,8 +58,6 @@ __all__ = [
     "INSTANCE_TYPES",
     "DatasourceResolver",
     "ResolverSettings",
-    "build_backends",
-    "build_resolver",
 ]
 
 LOG = log.getLogger(__name__)
@@ -105,18 +100,9 @@ class ResolverSettings:
                    instance_name_label=group.instance_name_label)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class _Lookup:
-    """A finished lookup: the value found, or why there is none."""
-
-    value: str | None
-    reason: str | None = None
-    backend: str | None = None
-
-
 @dataclasses.dataclass(slots=True)
 class _Entry:
-    lookup: _Lookup
+    lookup: Lookup
     expires_at: float
     last_used: float
 
@@ -146,7 +132,7 @@ class DatasourceResolver:
         self.settings = settings or ResolverSettings()
         self._clock = clock
         self._cache: dict[tuple[str, ...], _Entry] = {}
-        self._inflight: dict[tuple[str, ...], asyncio.Task[_Lookup]] = {}
+        self._inflight: dict[tuple[str, ...], asyncio.Task[Lookup]] = {}
         self._fqdn_index: dict[str, tuple[float, frozenset[str]]] = {}
         self._down_until: dict[str, float] = {}
         self._last_error: dict[str, str] = {}
@@ -217,15 +203,15 @@ class DatasourceResolver:
             host_key, instance_key = self._plan(request)
             if host_key is None and instance_key is None and not request.queries:
                 return Resolution()
-            lookups: dict[str, Awaitable[_Lookup]] = {}
+            lookups: dict[str, Awaitable[Lookup]] = {}
             if host_key is not None:
-                lookups["host_fqdn"] = self._cached(("host", host_key),
-                                                    lambda b: self._find_host(b, host_key))
+                lookups["host_fqdn"] = self._cached(
+                    ("host", host_key), lambda b: find_host(b, host_key, self._fqdns))
             if instance_key is not None:
                 name, scope = instance_key
                 lookups["instance_uuid"] = self._cached(
                     ("instance", name, scope or ""),
-                    lambda b: self._find_instance(b, name, scope))
+                    lambda b: find_instance(b, name, scope, self.settings.instance_name_label))
             found = await self._gather(lookups, deadline, errors)
             for prop, lookup in found.items():
                 if lookup.backend:
@@ -343,8 +329,8 @@ class DatasourceResolver:
 
     # -- waiting within the deadline -----------------------------------------
 
-    async def _gather(self, jobs: Mapping[str, Awaitable[_Lookup]], deadline: float,
-                      errors: list[str]) -> dict[str, _Lookup]:
+    async def _gather(self, jobs: Mapping[str, Awaitable[Lookup]], deadline: float,
+                      errors: list[str]) -> dict[str, Lookup]:
         """Await ``jobs`` until ``deadline``; what is late is reported, not awaited."""
         if not jobs:
             return {}
@@ -356,7 +342,7 @@ class DatasourceResolver:
             for task in tasks.values():
                 if not task.done():
                     task.cancel()
-        results: dict[str, _Lookup] = {}
+        results: dict[str, Lookup] = {}
         for name, task in tasks.items():
             if task not in done:
                 telemetry.RESOLVER_FAILURES.labels(backend="deadline").inc()
@@ -377,7 +363,7 @@ class DatasourceResolver:
     # -- caching ------------------------------------------------------------------
 
     async def _cached(self, key: tuple[str, ...],
-                      find: Callable[[Datasource], Awaitable[_Lookup]]) -> _Lookup:
+                      find: Callable[[Datasource], Awaitable[Lookup]]) -> Lookup:
         now = self._clock()
         entry = self._cache.get(key)
         if entry is not None and entry.expires_at > now:
@@ -401,7 +387,7 @@ class DatasourceResolver:
             return
         self._store(key, task.result(), last_used=self._clock())
 
-    def _store(self, key: tuple[str, ...], lookup: _Lookup, *, last_used: float) -> None:
+    def _store(self, key: tuple[str, ...], lookup: Lookup, *, last_used: float) -> None:
         ttl = (self.settings.cache_ttl if lookup.value is not None
                else self.settings.negative_cache_ttl)
         if ttl > 0:
@@ -409,14 +395,15 @@ class DatasourceResolver:
         else:
             self._cache.pop(key, None)
 
-    async def _lookup_for_key(self, key: tuple[str, ...]) -> _Lookup:
+    async def _lookup_for_key(self, key: tuple[str, ...]) -> Lookup:
         if key[0] == "host":
-            return await self._ask(lambda b: self._find_host(b, key[1]))
-        return await self._ask(lambda b: self._find_instance(b, key[1], key[2] or None))
+            return await self._ask(lambda b: find_host(b, key[1], self._fqdns))
+        return await self._ask(lambda b: find_instance(b, key[1], key[2] or None,
+                                                         self.settings.instance_name_label))
 
     # -- backends in order ----------------------------------------------------------
 
-    async def _ask(self, find: Callable[[Datasource], Awaitable[_Lookup]]) -> _Lookup:
+    async def _ask(self, find: Callable[[Datasource], Awaitable[Lookup]]) -> Lookup:
         """The first backend that answers gives the answer.
 
         :raises _AllFailed: every backend failed or is backing off
@@ -435,7 +422,7 @@ class DatasourceResolver:
             except QueryRejected as err:
                 # An answer: the query is wrong, the backend is fine.
                 self._down_until.pop(name, None)
-                return _Lookup(None, str(err), backend=name)
+                return Lookup(None, str(err), backend=name)
             except DatasourceError as err:
                 telemetry.RESOLVER_FAILURES.labels(backend=name).inc()
                 self._last_error[name] = str(err)
@@ -450,59 +437,6 @@ class DatasourceResolver:
 
     # -- the lookups ----------------------------------------------------------------
 
-    async def _find_host(self, backend: Datasource, key: str) -> _Lookup:
-        label = backend.fqdn_label
-        # Target labels are on every target's ``up``; a plain selector (no
-        # aggregation) is also what Aetos can rewrite for a filtered token.
-        query = promql.selector("up", instance=key, **{label: ("!=", "")})
-        fqdns = sorted({s.labels[label] for s in (await backend.query(query)).vector
-                        if s.labels.get(label)})
-        if len(fqdns) == 1:
-            return _Lookup(fqdns[0])
-        if len(fqdns) > 1:
-            return _Lookup(None, f"collision: series with instance=\"{key}\" carry "
-                                 f"{len(fqdns)} values of {label}: {', '.join(fqdns)}")
-        host = _host_part(key)
-        known = await self._fqdns(backend)
-        if host in known:
-            return _Lookup(host)
-        candidates = sorted(_short_matches(host, known))
-        if len(candidates) == 1:
-            return _Lookup(candidates[0])
-        if len(candidates) > 1:
-            return _Lookup(None, f"collision: short name '{host.split('.')[0]}' matches "
-                                 f"{len(candidates)} FQDNs: {', '.join(candidates)}")
-        reason = (f"no current series with instance=\"{key}\" carries label {label}, "
-                  f"and no {label} value matches '{host}' ({backend.NAME}) -- check "
-                  f"that the exporter's targets carry the {label} label")
-        return _Lookup(None, await self._explain_empty(backend, reason))
-
-    async def _find_instance(self, backend: Datasource, name: str,
-                             scope: str | None) -> _Lookup:
-        label = backend.instance_uuid_label
-        matchers: dict[str, str | tuple[str, str]] = {
-            self.settings.instance_name_label: name, label: ("!=", "")}
-        if scope:
-            matchers["instance"] = scope
-        query = promql.selector(**matchers)
-        uuids = sorted({s.labels[label] for s in (await backend.query(query)).vector
-                        if s.labels.get(label)})
-        if len(uuids) == 1:
-            return _Lookup(uuids[0])
-        if len(uuids) > 1:
-            return _Lookup(None, f"collision: {self.settings.instance_name_label}="
-                                 f"\"{name}\" has {len(uuids)} values of {label}: "
-                                 f"{', '.join(uuids)}")
-        where = f" on instance=\"{scope}\"" if scope else ""
-        reason = (f"no current series with {self.settings.instance_name_label}="
-                  f"\"{name}\"{where} carries label {label} ({backend.NAME}) -- check "
-                  "instance_uuid_label and the libvirt exporter's labels")
-        return _Lookup(None, await self._explain_empty(backend, reason))
-
-    async def _explain_empty(self, backend: Datasource, reason: str) -> str:
-        filtered = await backend.filtered()
-        return f"{reason}; {filtered}" if filtered else reason
-
     async def _fqdns(self, backend: Datasource) -> frozenset[str]:
         """All values of ``fqdn_label``, cached for ``negative_cache_ttl``."""
         now = self._clock()
@@ -514,73 +448,17 @@ class DatasourceResolver:
         self._fqdn_index[backend.NAME] = (now + ttl, values)
         return values
 
-    async def _enrich(self, name: str, template: str, values: Mapping[str, Any]) -> _Lookup:
+    async def _enrich(self, name: str, template: str, values: Mapping[str, Any]) -> Lookup:
         try:
             query = promql.render(template, values, name=name)
         except DatasourceError as err:
-            return _Lookup(None, str(err))
+            return Lookup(None, str(err))
 
-        async def run(backend: Datasource) -> _Lookup:
+        async def run(backend: Datasource) -> Lookup:
             result: QueryResult = await backend.query(query)
             if result.empty:
                 reason = f"no data for {query} ({backend.NAME})"
-                return _Lookup(None, await self._explain_empty(backend, reason))
-            return _Lookup(result.json_value())
+                return Lookup(None, await explain_empty(backend, reason))
+            return Lookup(result.json_value())
 
         return await self._ask(run)
-
-
-def _host_part(value: str) -> str:
-    """``10.0.0.5:9100`` -> ``10.0.0.5``; ``[::1]:9100`` -> ``::1``; names as they are."""
-    if value.startswith("["):
-        return value[1:].split("]", 1)[0]
-    if value.count(":") == 1:
-        return value.rsplit(":", 1)[0]
-    return value
-
-
-def _short_matches(host: str, known: frozenset[str]) -> set[str]:
-    """FQDNs whose first label is ``host``'s (never for an IP address)."""
-    try:
-        ipaddress.ip_address(host)
-        return set()
-    except ValueError:
-        pass
-    short = host.split(".")[0]
-    if not short:
-        return set()
-    return {fqdn for fqdn in known
-            if fqdn.split(".")[0] == short and (host == short or fqdn.startswith(host + "."))}
-
-
-def build_backends(conf: cfg.ConfigOpts, *,
-                   executor: concurrent.futures.Executor | None = None
-                   ) -> list[Datasource]:
-    """The backends of ``[datasources] metrics``, in order, not started.
-
-    :param executor: where keystoneauth1's blocking calls run
-    :raises DatasourceError: an impossible combination of options
-    """
-    backends: list[Datasource] = []
-    for name in dict.fromkeys(conf.datasources.metrics):
-        if name == AetosDatasource.NAME:
-            backends.append(AetosDatasource.from_conf(conf, executor=executor))
-        elif name == PrometheusDatasource.NAME:
-            backends.append(PrometheusDatasource.from_conf(conf))
-    return backends
-
-
-def build_resolver(conf: cfg.ConfigOpts, *,
-                   executor: concurrent.futures.Executor | None = None
-                   ) -> DatasourceResolver | None:
-    """The resolver of ``[datasources]``, or None when ``metrics`` is empty.
-
-    :param conf: the relay's configuration
-    :param executor: where keystoneauth1's blocking calls run (default:
-        asyncio's default executor)
-    :raises DatasourceError: an impossible combination of options
-    """
-    backends = build_backends(conf, executor=executor)
-    if not backends:
-        return None
-    return DatasourceResolver(backends, settings=ResolverSettings.from_conf(conf))

@@ -22,6 +22,12 @@ What a cycle asks for, and why:
   list has ``alerts=None``: the tracker never resolves anything from it.
 - Connection errors, 429 and 5xx are retried with jittered exponential backoff,
   within a deadline, so one cycle never takes longer than the poll interval.
+
+This module is longer than the others (about 560 lines): a cycle's deadline
+ties the scheduling (interval from the start of each cycle, waiting for an
+outbox backlog) to the HTTP exchange of each replica (retries that stop before
+the deadline, the ``Date`` header, the status after the alert list), and
+splitting them would pass that deadline through an interface of its own.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from aiohttp import web
 from oslo_config import cfg
 
 from daemon import conf as relay_conf
-from daemon.datasources.resolver import build_resolver
+from daemon.datasources import build_resolver
 from daemon.pipeline.resolver import ResolveRequest
 from tests.functional.datasources.conftest import (
     DOMAIN,

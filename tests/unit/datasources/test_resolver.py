@@ -13,13 +13,13 @@ from oslo_config import cfg
 
 from daemon import conf as relay_conf
 from daemon import telemetry
+from daemon.datasources import build_resolver
 from daemon.datasources.aetos import AetosDatasource
 from daemon.datasources.base import Datasource, QueryRejected, QueryResult, Sample
 from daemon.datasources.prometheus import PrometheusDatasource
 from daemon.datasources.resolver import (
     DatasourceResolver,
     ResolverSettings,
-    build_resolver,
 )
 from daemon.exception import DatasourceError
 from daemon.pipeline.resolver import ResolveRequest
