@@ -39,7 +39,7 @@ from oslo_config import cfg
 from oslo_log import log
 from oslo_service import service
 
-from daemon import exception, listener, telemetry
+from daemon import exception, listener, telemetry, tls
 from daemon.conf import alertmanager as alertmanager_conf
 from daemon.lifecycle import LifecycleTracker, Transition
 from daemon.metrics.resolvers import build_resolver
@@ -373,7 +373,8 @@ class Relay:
         receiver.add_routes(app)
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=5.0)
         await runner.setup()
-        site = web.TCPSite(runner, conf.webhook.host, conf.webhook.port)
+        site = web.TCPSite(runner, conf.webhook.host, conf.webhook.port,
+                           ssl_context=tls.listener_context(conf))
         await site.start()
         self.listen_port = runner.addresses[0][1]
         LOG.info("Listening on %s:%d (webhook /v1/alerts, /healthz, /readyz, /metrics)",
