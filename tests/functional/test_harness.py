@@ -245,17 +245,32 @@ def test_database_url_works_with_oslo_db(database_url: str) -> None:
         assert user.split("@")[0] == database_url.split("://", 1)[1].split(":", 1)[0]
 
 
-def test_postgresql_url_is_fresh_and_its_own(postgresql_url: str, mariadb_url: str) -> None:
-    import psycopg2
+def _credentials(url: str) -> tuple[str, str]:
+    user, rest = url.split("://", 1)[1].split(":", 1)
+    return user, rest.split("@", 1)[0]
 
-    # The user owns its database and can do nothing in another test's.
+
+def test_database_fixtures_are_fresh_and_their_own(postgresql_url: str,
+                                                   mariadb_url: str) -> None:
+    import psycopg2
+    import pymysql
+
+    # Each user owns its fresh database, and cannot reach a database that is not its own.
+    assert postgresql_url.startswith("postgresql+psycopg2://relaytest_u_")
+    assert mariadb_url.startswith("mysql+pymysql://relaytest_u_")
     _roundtrip(postgresql_url)
-    user, rest = postgresql_url.split("://", 1)[1].split(":", 1)
-    password = rest.split("@", 1)[0]
+    _roundtrip(mariadb_url)
+    user, password = _credentials(postgresql_url)
     with pytest.raises(psycopg2.OperationalError, match="does not exist"):
         psycopg2.connect(host="127.0.0.1", user=user, password=password,
                          dbname="relaytest_000000000000", connect_timeout=5)
-    assert mariadb_url.startswith("mysql+pymysql://relaytest_u_")
+    user, password = _credentials(mariadb_url)
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        pymysql.connect(host="127.0.0.1", user=user, password=password, database="mysql",
+                        connect_timeout=5)
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        pymysql.connect(host="127.0.0.1", user=user, password="wrong",
+                        database=mariadb_url.rsplit("/", 1)[1].split("?")[0], connect_timeout=5)
 
 
 @pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
