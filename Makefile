@@ -1,6 +1,7 @@
 # alarm-relay developer entry points. `make test` is what CI runs (.ci/run).
 #   make venv       .venv with Python >= 3.11, the project (editable) and test requirements
-#   make services   Debian's Alertmanager, Prometheus, node exporter, RabbitMQ (+ broker running)
+#   make services   Debian's Alertmanager, Prometheus, node exporter, RabbitMQ, Redis, PostgreSQL,
+#                   MariaDB (the last four running on 127.0.0.1; tools/ensure-services.sh)
 #   make test       unit + functional tests against the real services
 #   make lint       ruff and the import rules (lint-imports)
 #   make genconfig  regenerate etc/alarm-relay/alarm-relay.conf.sample and docs/configuration.md

@@ -31,7 +31,7 @@ from oslo_config import cfg
 from oslo_log import log
 from oslo_service import service
 
-from daemon import api, exception
+from daemon import api, exception, tls
 from daemon.conf import alertmanager as alertmanager_conf
 from daemon.datasources import build_resolver
 from daemon.intake import Intake
@@ -160,7 +160,8 @@ class Relay:
 
         app = api.build_app(max_body_size=conf.webhook.max_body_size, readiness=self.readiness)
         WebhookReceiver.from_conf(conf, on_alerts=on_alerts).add_routes(app)
-        runner, self.listen_port = await api.serve(app, conf.webhook.host, conf.webhook.port)
+        runner, self.listen_port = await api.serve(app, conf.webhook.host, conf.webhook.port,
+                                                   tls.listener_context(conf))
         return runner
 
     def _start_tasks(self) -> list[asyncio.Task]:

@@ -14,7 +14,7 @@ from oslo_config import cfg
 from oslo_log import log
 
 from daemon import conf as relay_conf
-from daemon import exception, service
+from daemon import exception, service, tls
 
 LOG = log.getLogger(__name__)
 
@@ -29,6 +29,7 @@ def _on_config_mutated(conf: cfg.ConfigOpts, changed: dict) -> None:
         relay_conf.mapping_check(conf)
     except exception.AlarmRelayError as err:
         LOG.error("SIGHUP: new mapping rejected, the previous one stays in force: %s", err)
+    tls.reload(conf)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -36,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
         conf = relay_conf.prepare(sys.argv[1:] if argv is None else argv)
         log.setup(conf, relay_conf.PROJECT)
         relay_conf.validate(conf)
+        tls.preload(conf)  # built here, inherited by the worker, kept if a reload breaks it
     except (cfg.Error, exception.AlarmRelayError) as err:
         print(f"alarm-relay: error: {err}", file=sys.stderr)
         return 1

@@ -13,7 +13,7 @@ from importlib import metadata
 from oslo_config import cfg
 from oslo_log import log
 
-from daemon import exception
+from daemon import exception, tls
 from daemon.conf import (
     aetos_client,
     alertmanager,
@@ -185,6 +185,8 @@ def validate(conf: cfg.ConfigOpts) -> None:
             problem=f"listening on {webhook.host} needs username/password or "
                     "bearer_token_file; without credentials only loopback is allowed")
     _check_readable("webhook", "bearer_token_file", webhook.bearer_token_file)
+    if webhook.enabled:
+        tls.webhook_context(conf)  # the certificate, key and client CAs load
     mapping_check(conf)
     _check_state_dir(conf)
 

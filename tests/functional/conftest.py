@@ -6,7 +6,12 @@ share state except through the machine's RabbitMQ, where they isolate by a uniqu
 (``unique_name``).
 
 Typical start-up times here: Alertmanager, Prometheus and node exporter ~0.1 s, Aetos ~0.6 s,
-a 2-replica Alertmanager cluster ~0.3 s, a private RabbitMQ node ~4 s.
+a 2-replica Alertmanager cluster ~0.3 s, a private RabbitMQ node ~4 s, a private Redis ~0.1 s.
+
+For several relays (issue 15): ``postgresql_url`` and ``mariadb_url`` are fresh databases
+on the machine's shared servers (``database_url`` runs a test on SQLite, PostgreSQL and
+MariaDB in turn), ``coordination_url`` is a tooz URL with a key namespace of the test's own
+on the shared Redis, and ``redis_server`` a private Redis for tests that stop it.
 """
 
 from __future__ import annotations
@@ -22,6 +27,8 @@ import pytest
 from daemon.publish.notifier import PRIORITIES
 from tests.harness import services
 from tests.harness.bus import delete_entities
+from tests.harness.databases import MariaDBDatabase, PostgresDatabase, SharedDatabase
+from tests.harness.redis_server import REDIS_SERVER_BIN, RedisNamespace, RedisServer
 from tests.harness.services import (
     Aetos,
     Alertmanager,
@@ -175,3 +182,65 @@ def rabbit_node() -> Iterator[RabbitNode]:
     _require(services.RABBITMQ_SERVER_BIN)
     with RabbitNode() as node:
         yield node
+
+
+# --------------------------------------------------------------------------- SQL and Redis
+
+
+@pytest.fixture
+def postgresql_database() -> Iterator[PostgresDatabase]:
+    """A fresh database and user of this test's own on the shared PostgreSQL, dropped after."""
+    with PostgresDatabase() as database:
+        yield database
+
+
+@pytest.fixture
+def postgresql_url(postgresql_database: PostgresDatabase) -> str:
+    """``postgresql+psycopg2://USER:PASSWORD@127.0.0.1:5432/NAME`` of a fresh database."""
+    return postgresql_database.url
+
+
+@pytest.fixture
+def mariadb_database() -> Iterator[MariaDBDatabase]:
+    """A fresh database and user of this test's own on the shared MariaDB, dropped after."""
+    with MariaDBDatabase() as database:
+        yield database
+
+
+@pytest.fixture
+def mariadb_url(mariadb_database: MariaDBDatabase) -> str:
+    """``mysql+pymysql://USER:PASSWORD@127.0.0.1:3306/NAME?charset=utf8mb4``, fresh."""
+    return mariadb_database.url
+
+
+@pytest.fixture(params=["sqlite", "postgresql", "mariadb"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The test runs once per backend ``[database] connection`` supports, each fresh."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'alarm-relay.sqlite'}"
+        return
+    database: SharedDatabase = (
+        PostgresDatabase() if request.param == "postgresql" else MariaDBDatabase())
+    with database:
+        yield database.url
+
+
+@pytest.fixture
+def redis_namespace() -> Iterator[RedisNamespace]:
+    """A key namespace of this test's own on the shared Redis; its keys are deleted after."""
+    with RedisNamespace() as namespace:
+        yield namespace
+
+
+@pytest.fixture
+def coordination_url(redis_namespace: RedisNamespace) -> str:
+    """``[coordination] backend_url``: the shared Redis, ``timeout=3``, this test's namespace."""
+    return redis_namespace.url
+
+
+@pytest.fixture
+def redis_server() -> Iterator[RedisServer]:
+    """A private Redis on a free port, for tests that stop, kill or restart it."""
+    _require(REDIS_SERVER_BIN)
+    with RedisServer() as server:
+        yield server

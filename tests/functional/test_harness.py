@@ -210,3 +210,153 @@ def test_private_rabbit_outage(rabbit_node: RabbitNode) -> None:
     assert not _connects(rabbit_node.transport_url)
     rabbit_node.start_app()
     assert _connects(rabbit_node.transport_url)
+
+
+# --------------------------------------------------------------------------- SQL and Redis
+# What several relays share (issue 15): a fresh database per test on the machine's PostgreSQL
+# and MariaDB, a key namespace per test on its Redis, a private Redis for outage tests.
+
+
+def _roundtrip(url: str) -> str:
+    """Create a table, write and read a row through oslo.db's engine; return current_user."""
+    import sqlalchemy as sa
+    from oslo_db.sqlalchemy import engines
+
+    engine = engines.create_engine(url, max_retries=1)
+    try:
+        with engine.begin() as conn:
+            conn.execute(sa.text("CREATE TABLE harness (id INTEGER PRIMARY KEY, name "
+                                 "VARCHAR(64) NOT NULL)"))
+            conn.execute(sa.text("INSERT INTO harness (id, name) VALUES (1, 'ünïcode')"))
+        with engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT name FROM harness")).scalar_one() == "ünïcode"
+            if engine.dialect.name == "sqlite":
+                return ""
+            return conn.execute(sa.text("SELECT current_user")).scalar_one()
+    finally:
+        engine.dispose()
+
+
+def test_database_url_works_with_oslo_db(database_url: str) -> None:
+    scheme = database_url.split("://", 1)[0]
+    assert scheme in ("sqlite", "postgresql+psycopg2", "mysql+pymysql")
+    user = _roundtrip(database_url)
+    if scheme != "sqlite":
+        assert user.split("@")[0] == database_url.split("://", 1)[1].split(":", 1)[0]
+
+
+def _credentials(url: str) -> tuple[str, str]:
+    user, rest = url.split("://", 1)[1].split(":", 1)
+    return user, rest.split("@", 1)[0]
+
+
+def test_database_fixtures_are_fresh_and_their_own(postgresql_url: str,
+                                                   mariadb_url: str) -> None:
+    import psycopg2
+    import pymysql
+
+    # Each user owns its fresh database, and cannot reach a database that is not its own.
+    assert postgresql_url.startswith("postgresql+psycopg2://relaytest_u_")
+    assert mariadb_url.startswith("mysql+pymysql://relaytest_u_")
+    _roundtrip(postgresql_url)
+    _roundtrip(mariadb_url)
+    user, password = _credentials(postgresql_url)
+    with pytest.raises(psycopg2.OperationalError, match="does not exist"):
+        psycopg2.connect(host="127.0.0.1", user=user, password=password,
+                         dbname="relaytest_000000000000", connect_timeout=5)
+    user, password = _credentials(mariadb_url)
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        pymysql.connect(host="127.0.0.1", user=user, password=password, database="mysql",
+                        connect_timeout=5)
+    with pytest.raises(pymysql.err.OperationalError, match="Access denied"):
+        pymysql.connect(host="127.0.0.1", user=user, password="wrong",
+                        database=mariadb_url.rsplit("/", 1)[1].split("?")[0], connect_timeout=5)
+
+
+@pytest.mark.parametrize("kind", ["postgresql", "mariadb"])
+def test_database_is_dropped_with_its_user_even_while_connected(kind: str) -> None:
+    import sqlalchemy as sa
+
+    from tests.harness.databases import MariaDBDatabase, PostgresDatabase
+
+    database = PostgresDatabase() if kind == "postgresql" else MariaDBDatabase()
+    other = PostgresDatabase() if kind == "postgresql" else MariaDBDatabase()
+    with other:
+        with database:
+            assert database.exists()
+            assert database.name != other.name and database.user != other.user
+            engine = sa.create_engine(database.url)
+            conn = engine.connect()
+            conn.execute(sa.text("CREATE TABLE held (id INTEGER PRIMARY KEY)"))
+            conn.execute(sa.text("INSERT INTO held VALUES (1)"))  # an open transaction
+        # Dropped although a session was still open in it; the other test's is untouched.
+        assert not database.exists()
+        assert other.exists()
+        with pytest.raises(sa.exc.OperationalError):
+            sa.create_engine(database.url).connect()
+        engine.dispose()
+
+
+def test_coordination_url_namespaces_tooz_keys(redis_namespace, coordination_url: str) -> None:
+    from tooz import coordination
+
+    assert "timeout=3" in coordination_url
+    assert f"namespace={redis_namespace.name}" in coordination_url
+    # A key of someone else whose name starts like ours survives the clean-up.
+    neighbour = f"{redis_namespace.name}0_groups"
+    redis_namespace.client.set(neighbour, b"not ours")
+    try:
+        member = coordination.get_coordinator(coordination_url, b"harness-1")
+        member.start(start_heart=True)
+        try:
+            assert member.namespace == redis_namespace.name.encode()
+            member.join_partitioned_group(b"relays")
+            assert member.get_members(b"relays").get() == {b"harness-1"}
+            keys = redis_namespace.keys()
+            assert keys and all(k.startswith(redis_namespace.name.encode()) for k in keys)
+            assert neighbour.encode() not in keys
+        finally:
+            member.stop()
+        assert redis_namespace.clean() >= 1
+        assert redis_namespace.keys() == []
+        assert redis_namespace.client.get(neighbour) == b"not ours"
+    finally:
+        redis_namespace.client.delete(neighbour)
+
+
+def test_redis_server_stops_crashes_and_restarts(redis_server) -> None:
+    import redis as redis_py
+    from tooz import coordination
+
+    port = redis_server.port
+    member = coordination.get_coordinator(redis_server.tooz_url("harness"), b"m1")
+    member.start()
+    member.create_group(b"g").get()
+    member.stop()
+    with redis_server.client() as client:
+        assert client.exists(b"harness_groups")
+
+    redis_server.kill()
+    assert not port_open(port)
+    with redis_server.client() as client, pytest.raises(redis_py.ConnectionError):
+        client.ping()
+
+    redis_server.restart()
+    assert redis_server.port == port
+    with redis_server.client() as client:
+        assert client.ping()
+        assert client.dbsize() == 0  # like the shared Redis, it keeps nothing on disk
+    redis_server.stop()
+    assert not port_open(port)
+
+
+def test_redis_server_persist_keeps_keys_across_restart() -> None:
+    from tests.harness.redis_server import RedisServer
+
+    with RedisServer(persist=True) as server:
+        with server.client() as client:
+            client.set("kept", "1")
+        server.restart()
+        with server.client() as client:
+            assert client.get("kept") == b"1"
+    assert not server.workdir.exists()
