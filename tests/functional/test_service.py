@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess, free_port, relay_script, write_config
+from tests.harness.ports import free_port, wait_until
+from tests.harness.relay import RelayProcess, relay_script, write_config
 from tests.harness.services import make_alert
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

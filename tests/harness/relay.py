@@ -14,7 +14,6 @@ import os
 import pathlib
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,6 +22,8 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
+
+from tests.harness.ports import free_port
 
 __all__ = ["RelayProcess", "relay_script", "write_config"]
 
@@ -49,12 +50,6 @@ def relay_script(name: str = "alarm-relay") -> str:
     if not found:
         raise RuntimeError(f"{name} is not installed (pip install -e .)")
     return found
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def metric_sum(text: str, name: str, **labels: str) -> float:
