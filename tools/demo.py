@@ -16,7 +16,8 @@ What it does, in order (every service on a free 127.0.0.1 port, in a temp dir):
 6. once their alarm.firing events are on the bus, resolves AvgCPUTimeOnIdleMode and
    HighInodeUsage (re-POST with endsAt = now) and silences HighTrafficOnBridge: the bus
    shows two alarm.resolved and one alarm.updated with ``silenced_by``;
-7. runs until Ctrl-C (or ``--duration``), then stops everything it started, by PID, removes
+7. runs until Ctrl-C (or ``--duration`` seconds after everything started), then stops
+   everything it started, by PID, removes
    its exchange and queues from the broker and prints a summary.
 
 With ``--with-watcher`` it also starts a real Watcher (decision engine and API, noauth, in
@@ -225,6 +226,8 @@ class Demo:
         if self.with_watcher:
             self._start_watcher()
         self._start_relay()
+        # --duration is the scenario's: it starts now, however long the services took.
+        self.began = time.monotonic()
 
         started = dt.datetime.now(dt.UTC)
         self.alerts = load_alerts(started)
@@ -590,7 +593,8 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Run alarm-relay against real local services and print the events "
                     "arriving on the bus. Ctrl-C stops everything the demo started.")
     parser.add_argument("--duration", type=float, default=None, metavar="SECONDS",
-                        help="stop after this many seconds (default: run until Ctrl-C)")
+                        help="stop this many seconds after everything has started "
+                             "(default: run until Ctrl-C)")
     parser.add_argument("--keep", action="store_true",
                         help="keep the work dir (configs, logs, relay state) at the end")
     parser.add_argument("--with-watcher", action="store_true",
