@@ -186,12 +186,11 @@ class Transformer:
         """
         if not self._resolvers:
             return self.transform_sync(transition)
-        labels = transition.alert.labels
-        found = self._mapping.lookup(labels)  # one snapshot of the mapping per alert
-        if found is None:
+        match = self._mapping.match(transition.alert.labels)  # one snapshot of the mapping
+        if match is None:
             resource = self._unmatched(transition)
             return None if resource is None else self._event(transition, resource, {})
-        resource, metrics = await self._resolve(transition, Match(*found))
+        resource, metrics = await self._resolve(transition, match)
         return self._event(transition, resource, metrics)
 
     def transform_sync(self, transition: Transition) -> AlarmEvent | None:
@@ -211,7 +210,7 @@ class Transformer:
         """
         if self._resolvers:
             raise RuntimeError("transform_sync() cannot wait for resolvers; use transform()")
-        found = self._mapping.lookup(transition.alert.labels)
+        found = self._mapping.match(transition.alert.labels)
         if found is None:
             resource = self._unmatched(transition)
             if resource is None:
@@ -222,7 +221,7 @@ class Transformer:
             resource["type"] = rule.type
             resource["id"] = props.get("id")
             resource["properties"] = props
-            resource["rule"] = rule.reference
+            resource["rule"] = rule.ref
             resource["missing_labels"] = list(missing) if missing else []
             resource["resolve_errors"] = []
         return self._event(transition, resource, {})
@@ -259,9 +258,9 @@ class Transformer:
 
     async def _resolve(self, transition: Transition,
                        match: Match) -> tuple[dict[str, Any], dict[str, Any]]:
-        rule = match.rule
+        rule, mapped, missing = match
         request = ResolveRequest(
-            resource_type=rule.type, properties=dict(match.properties),
+            resource_type=rule.type, properties=dict(mapped),
             labels=transition.alert.labels, queries=rule.queries,
             alarm_id=transition.alarm_id, kind=transition.kind, rule=rule.ref)
         if len(self._resolvers) == 1:
@@ -270,7 +269,7 @@ class Transformer:
             results = await asyncio.gather(*(
                 self._call(r, n, request) for r, n in zip(self._resolvers, self._names,
                                                            strict=True)))
-        props: dict[str, str | None] = dict(match.properties)
+        props: dict[str, str | None] = dict(mapped)
         metrics: dict[str, Any] = {}
         resource_id: str | None = None
         resolved = False
@@ -297,7 +296,7 @@ class Transformer:
         resource = {
             "type": rule.type, "id": resource_id if resource_id else props.get("id"),
             "properties": props, "rule": rule.ref, "mapped": True,
-            "missing_labels": list(match.missing_labels), "resolved": resolved,
+            "missing_labels": list(missing), "resolved": resolved,
             "unresolved_reason": reason, "resolve_errors": errors,
         }
         return resource, metrics

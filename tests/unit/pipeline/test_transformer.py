@@ -541,10 +541,11 @@ def test_transform_sync_gives_the_documented_payload_for_every_variety(seed):
                                 "mapped": False, "missing_labels": [], "resolved": False,
                                 "unresolved_reason": "unmatched", "resolve_errors": []}
         else:
+            rule, properties, missing_labels = found
             assert resource == {
-                "type": found.rule.type, "id": found.properties.get("id"),
-                "properties": found.properties, "rule": found.rule.ref, "mapped": True,
-                "missing_labels": list(found.missing_labels), "resolved": False,
+                "type": rule.type, "id": properties.get("id"),
+                "properties": properties, "rule": rule.ref, "mapped": True,
+                "missing_labels": list(missing_labels), "resolved": False,
                 "unresolved_reason": "no resolver configured", "resolve_errors": []}
         expected = _expected_payload(transition, resource, event.event_id, "relay-7")
         assert event.payload == expected
