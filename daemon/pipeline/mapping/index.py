@@ -38,7 +38,8 @@ class CompiledMapping:
             name = rule.alertname
             if name is not None:
                 grouped.setdefault(name, []).append(rule)
-        #: rules without an alertname equality: the candidates of every alert
+        #: rules without an alertname equality: all an alert whose alertname no
+        #: rule requires is tried against
         self._generic = generic
         #: alertname -> its own rules and the generic ones, in file order
         self._by_name: dict[str, tuple[Rule, ...]] = {
