@@ -134,8 +134,9 @@ def run_test(conf: Any, out: TextIO | None = None, err: TextIO | None = None) ->
         event = asyncio.run(transformer.transform(transition))
         rule = None
         if match is not None:
-            rule = {"ref": match.rule.ref, "index": match.rule.index, "line": match.rule.line,
-                    "name": match.rule.name, "type": match.rule.type}
+            matched, _, _ = match
+            rule = {"ref": matched.ref, "index": matched.index, "line": matched.line,
+                    "name": matched.name, "type": matched.type}
         resource = event.payload["resource"] if event is not None else None
         published = ({"event_type": event.event_type, "payload": event.payload}
                      if event is not None else None)

@@ -27,6 +27,7 @@ from daemon import telemetry
 from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent, new_event
 from daemon.pipeline.mapping import CompiledMapping, Match
 from daemon.pipeline.resolver import Resolution, Resolver, ResolveRequest
+from daemon.pipeline.resource import build_resource
 from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP, SeverityMap
 
 if TYPE_CHECKING:
@@ -80,14 +81,6 @@ _PAYLOAD: Final[dict[str, Any]] = dict.fromkeys((
     "annotations", "generator_url", "silenced_by", "inhibited_by", "source", "resource",
     "metrics"))
 _PAYLOAD["schema_version"] = SCHEMA_VERSION
-_RESOURCE_KEYS: Final = ("type", "id", "properties", "rule", "mapped", "missing_labels",
-                         "resolved", "unresolved_reason", "resolve_errors")
-_UNMATCHED: Final[dict[str, Any]] = {
-    **dict.fromkeys(_RESOURCE_KEYS), "mapped": False, "resolved": False,
-    "unresolved_reason": "unmatched"}
-_UNRESOLVED: Final[dict[str, Any]] = {
-    **dict.fromkeys(_RESOURCE_KEYS), "mapped": True, "resolved": False,
-    "unresolved_reason": "no resolver configured"}
 _EVENT_TYPES: Final = {k: "alarm." + k for k in ("firing", "updated", "resolved")}
 
 
@@ -186,13 +179,13 @@ class Transformer:
         """
         if not self._resolvers:
             return self.transform_sync(transition)
-        labels = transition.alert.labels
-        found = self._mapping.lookup(labels)  # one snapshot of the mapping per alert
-        if found is None:
-            resource = self._unmatched(transition)
-            return None if resource is None else self._event(transition, resource, {})
-        resource, metrics = await self._resolve(transition, Match(*found))
-        return self._event(transition, resource, metrics)
+        match = self._mapping.match(transition.alert.labels)  # one snapshot of the mapping
+        if match is None:
+            if self._unmatched_dropped(transition):
+                return None
+            return self._event(transition, build_resource(None), {})
+        found = await self._resolve(transition, match)
+        return self._event(transition, build_resource(match, found), found.metrics)
 
     def transform_sync(self, transition: Transition) -> AlarmEvent | None:
         """:meth:`transform` as a plain call, for a transformer without resolvers.
@@ -211,38 +204,21 @@ class Transformer:
         """
         if self._resolvers:
             raise RuntimeError("transform_sync() cannot wait for resolvers; use transform()")
-        found = self._mapping.lookup(transition.alert.labels)
-        if found is None:
-            resource = self._unmatched(transition)
-            if resource is None:
-                return None
-        else:
-            rule, props, missing = found
-            resource = _UNRESOLVED.copy()  # cheaper than a literal of 9 keys
-            resource["type"] = rule.type
-            resource["id"] = props.get("id")
-            resource["properties"] = props
-            resource["rule"] = rule.reference
-            resource["missing_labels"] = list(missing) if missing else []
-            resource["resolve_errors"] = []
-        return self._event(transition, resource, {})
+        match = self._mapping.match(transition.alert.labels)
+        if match is None and self._unmatched_dropped(transition):
+            return None
+        return self._event(transition, build_resource(match), {})
 
     # ------------------------------------------------------------------ internals
 
-    def _unmatched(self, transition: Transition) -> dict[str, Any] | None:
-        """The resource of a transition no rule matches, or None if the policy drops it."""
+    def _unmatched_dropped(self, transition: Transition) -> bool:
+        """Count a transition no rule matches; whether the policy drops its event."""
         name = transition.alert.labels.get("alertname", "")
         counter = self._unmatched_counters.get(name)
         if counter is None:
             counter = self._unmatched_counter(name)
         counter.inc()
-        if self._drop and transition.kind != "resolved":
-            return None
-        resource = _UNMATCHED.copy()
-        resource["properties"] = {}
-        resource["missing_labels"] = []
-        resource["resolve_errors"] = []
-        return resource
+        return self._drop and transition.kind != "resolved"
 
     def _unmatched_counter(self, name: str) -> Any:
         """The counter child of one alertname; logs the first unmatched alert of each name.
@@ -257,11 +233,17 @@ class Transformer:
                         name, self._mapping.source, "drop" if self._drop else "emit")
         return counter
 
-    async def _resolve(self, transition: Transition,
-                       match: Match) -> tuple[dict[str, Any], dict[str, Any]]:
-        rule = match.rule
+    async def _resolve(self, transition: Transition, match: Match) -> Resolution:
+        """Ask every resolver about ``match``'s resource; their answers merged.
+
+        Merged in resolver order: the first ``resource_id`` (as a string),
+        the properties that are neither mapped nor given by an earlier
+        resolver, the metrics not given by an earlier resolver (JSON-safe),
+        and every error prefixed with its resolver's name.
+        """
+        rule, mapped, _ = match
         request = ResolveRequest(
-            resource_type=rule.type, properties=dict(match.properties),
+            resource_type=rule.type, properties=dict(mapped),
             labels=transition.alert.labels, queries=rule.queries,
             alarm_id=transition.alarm_id, kind=transition.kind, rule=rule.ref)
         if len(self._resolvers) == 1:
@@ -270,37 +252,23 @@ class Transformer:
             results = await asyncio.gather(*(
                 self._call(r, n, request) for r, n in zip(self._resolvers, self._names,
                                                            strict=True)))
-        props: dict[str, str | None] = dict(match.properties)
+        added: dict[str, str | None] = {}
         metrics: dict[str, Any] = {}
         resource_id: str | None = None
-        resolved = False
         errors: list[str] = []
         for name, result in zip(self._names, results, strict=True):
             if result.errors:
                 errors.extend(_clip(f"{name}: {e}") for e in result.errors)
             if result.resource_id and resource_id is None:
                 resource_id = str(result.resource_id)
-                resolved = True
             for key, value in result.properties.items():
                 key = str(key)
-                if key not in props:
-                    props[key] = _property_value(value)
-                    resolved = True
+                if key not in mapped and key not in added:
+                    added[key] = _property_value(value)
             for key, value in result.metrics.items():
                 metrics.setdefault(str(key), _json_value(value))
-        if resolved:
-            reason = None
-        elif errors:
-            reason = "; ".join(errors)
-        else:
-            reason = "no resolver could resolve it"
-        resource = {
-            "type": rule.type, "id": resource_id if resource_id else props.get("id"),
-            "properties": props, "rule": rule.ref, "mapped": True,
-            "missing_labels": list(match.missing_labels), "resolved": resolved,
-            "unresolved_reason": reason, "resolve_errors": errors,
-        }
-        return resource, metrics
+        return Resolution(resource_id=resource_id, properties=added, metrics=metrics,
+                          errors=tuple(errors))
 
     async def _call(self, resolver: Resolver, name: str, request: ResolveRequest) -> Resolution:
         try:
@@ -351,7 +319,7 @@ class Transformer:
         return template
 
     def _event(self, transition: Transition, resource: dict[str, Any],
-               metrics: dict[str, Any]) -> AlarmEvent:
+               metrics: Mapping[str, Any]) -> AlarmEvent:
         """The event of a transition whose resource and metrics are known."""
         alert = transition.alert
         labels = alert.labels

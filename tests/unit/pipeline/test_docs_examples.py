@@ -22,7 +22,8 @@ def test_sample_mapping_is_the_seed_and_valid():
     mapping = load_mapping(SAMPLE)
     assert len(mapping) == 4
     labels = {"alertname": "HighCpuOnVmAlert", "job": "libvirt", "domain": "d", "instance": "i"}
-    assert mapping.match(labels).properties == {"instance_name": "d", "host_id": "i"}
+    _, properties, _ = mapping.match(labels)
+    assert properties == {"instance_name": "d", "host_id": "i"}
 
 
 def test_sample_mapping_commented_extensions_are_valid():

@@ -98,10 +98,11 @@ def test_random_mappings_and_labels_always_give_a_valid_event(rules, labels, kin
     resource = payload["resource"]
     assert resource["mapped"] is (match is not None)
     if match is not None:
-        assert resource["rule"] == match.rule.ref
-        for name, value in match.properties.items():
+        rule, properties, _ = match
+        assert resource["rule"] == rule.ref
+        for name, value in properties.items():
             assert resource["properties"][name] == value
-        for spec in match.rule.properties:
+        for spec in rule.properties:
             if spec.label is not None and not labels.get(spec.label) and spec.default is None:
                 # A missing label is null and reported, never the string 'None'.
                 assert resource["properties"][spec.name] is None
@@ -116,7 +117,7 @@ def test_first_matching_rule_wins(rules, labels):
     mapping = build(rules)
     expected = next((r for r in mapping.rules if all(c.test(labels) for c in r.key)), None)
     match = mapping.match(labels)
-    assert (match.rule if match else None) is expected
+    assert (match[0] if match else None) is expected  # (rule, properties, missing_labels)
 
 
 @settings(max_examples=500, deadline=None)
@@ -149,7 +150,8 @@ def test_seed_file_round_trips_through_the_generator_format():
     mapping = build(seed["alerts"])
     assert len(mapping) == 4
     labels = {"alertname": "HighInodeUsage", "job": "node", "instance": "i:1"}
-    assert mapping.match(labels).properties == {"id": "i:1"}
+    _, properties, _ = mapping.match(labels)
+    assert properties == {"id": "i:1"}
 
 
 def test_time_fields_are_valid_for_extreme_dates():

@@ -15,8 +15,9 @@ from daemon import telemetry
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import load_mapping, parse_mapping
 from daemon.pipeline.resolver import Resolution, ResolveRequest
+from daemon.pipeline.resource import RESOURCE_KEYS
 from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP
-from daemon.pipeline.transformer import _RESOURCE_KEYS, Transformer, _event_ids
+from daemon.pipeline.transformer import Transformer, _event_ids
 from tests.unit.pipeline.conftest import (
     NOW,
     SEED_MAPPING,
@@ -544,15 +545,16 @@ def test_transform_sync_gives_the_documented_payload_for_every_variety(seed):
                                 "mapped": False, "missing_labels": [], "resolved": False,
                                 "unresolved_reason": "unmatched", "resolve_errors": []}
         else:
+            rule, properties, missing_labels = found
             assert resource == {
-                "type": found.rule.type, "id": found.properties.get("id"),
-                "properties": found.properties, "rule": found.rule.ref, "mapped": True,
-                "missing_labels": list(found.missing_labels), "resolved": False,
+                "type": rule.type, "id": properties.get("id"),
+                "properties": properties, "rule": rule.ref, "mapped": True,
+                "missing_labels": list(missing_labels), "resolved": False,
                 "unresolved_reason": "no resolver configured", "resolve_errors": []}
         expected = _expected_payload(transition, resource, event.event_id, "relay-7")
         assert event.payload == expected
         assert list(event.payload) == list(expected)  # the documented key order
-        assert list(resource) == list(_RESOURCE_KEYS)
+        assert list(resource) == list(RESOURCE_KEYS)
         assert event.event_type == f"alarm.{transition.kind}"
         assert (event.alarm_id, event.sequence) == (transition.alarm_id, transition.sequence)
         assert_valid(event.payload)
