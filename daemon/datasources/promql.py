@@ -10,7 +10,7 @@ Enrichment templates (a rule's ``metrics:`` in the mapping file) use
 property (``node_load1{instance="{instance}"}``).  PromQL's own braces never
 clash: a selector always holds a matcher (``=``, ``!=``, ``=~``, ``!~``) or a
 quoted name, a placeholder only a name (the grammar is
-``daemon.pipeline.resolver.PLACEHOLDER``).
+``daemon.pipeline.resolution.PLACEHOLDER``).
 
 Label names are any UTF-8 text since Prometheus 3 (OpenTelemetry's
 ``service.name``).  A selector built here writes a name outside the classic
@@ -25,7 +25,7 @@ import re
 from collections.abc import Mapping
 
 from daemon.exception import DatasourceError
-from daemon.pipeline.resolver import PLACEHOLDER, names_something, placeholders
+from daemon.pipeline.resolution import PLACEHOLDER, names_something, placeholders
 
 __all__ = [
     "escape_label_value",

@@ -51,7 +51,7 @@ from daemon.datasources import promql
 from daemon.datasources.base import Datasource, QueryRejected, QueryResult
 from daemon.datasources.lookups import Lookup, explain_empty, find_host, find_instance
 from daemon.exception import DatasourceError
-from daemon.pipeline.resolver import Resolution, ResolveRequest
+from daemon.pipeline.resolution import Resolution, ResolveRequest
 
 __all__ = [
     "HOST_TYPES",

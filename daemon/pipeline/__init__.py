@@ -7,7 +7,7 @@ turns a lifecycle transition into an ``AlarmEvent``, awaiting only the
 
 from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent, load_schema
 from daemon.pipeline.mapping import CompiledMapping, Match, Rule, load_mapping, parse_mapping
-from daemon.pipeline.resolver import Resolution, Resolver, ResolveRequest
+from daemon.pipeline.resolution import Resolution, Resolver, ResolveRequest
 from daemon.pipeline.transformer import Transformer
 
 __all__ = [

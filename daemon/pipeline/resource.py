@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from daemon.pipeline.mapping import Match
-from daemon.pipeline.resolver import Resolution
+from daemon.pipeline.resolution import Resolution
 
 __all__ = ["RESOURCE_KEYS", "build_resource"]
 

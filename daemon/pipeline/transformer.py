@@ -1,7 +1,7 @@
 """The transformer: one lifecycle ``Transition`` in, one ``AlarmEvent`` out.
 
 Pure logic over a :class:`~daemon.pipeline.mapping.CompiledMapping`; the only
-awaits are on the :class:`~daemon.pipeline.resolver.Resolver` protocol, each
+awaits are on the :class:`~daemon.pipeline.resolution.Resolver` protocol, each
 bounded by ``resolve_timeout``.  The alarm's identity (``alarm_id``,
 ``fingerprint``) always comes from the transition, i.e. from the alert's full
 label set, never from the resource: two alerts that map to the same resource
@@ -26,7 +26,7 @@ from oslo_log import log
 from daemon import telemetry
 from daemon.pipeline.event import SCHEMA_VERSION, AlarmEvent, new_event
 from daemon.pipeline.mapping import CompiledMapping, Match
-from daemon.pipeline.resolver import Resolution, Resolver, ResolveRequest
+from daemon.pipeline.resolution import Resolution, Resolver, ResolveRequest
 from daemon.pipeline.resource import build_resource
 from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP, SeverityMap
 

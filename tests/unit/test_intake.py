@@ -63,7 +63,7 @@ from daemon.intake import Intake  # noqa: E402
 from daemon.lifecycle import LifecycleTracker  # noqa: E402
 from daemon.model import PollResult, ReplicaPoll, fingerprint  # noqa: E402
 from daemon.pipeline.mapping import parse_mapping  # noqa: E402
-from daemon.pipeline.resolver import Resolution  # noqa: E402
+from daemon.pipeline.resolution import Resolution  # noqa: E402
 from daemon.pipeline.transformer import Transformer  # noqa: E402
 from daemon.sources.webhook import WebhookReceiver, WebhookSettings  # noqa: E402
 from daemon.store import SQLiteStore  # noqa: E402

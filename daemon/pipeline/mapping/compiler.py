@@ -29,7 +29,7 @@ from daemon.pipeline.mapping.index import CompiledMapping
 from daemon.pipeline.mapping.nodes import NodeReader
 from daemon.pipeline.mapping.rules import OPERATORS, Condition, PropertySpec, Rule
 from daemon.pipeline.mapping.transforms import TRANSFORMS
-from daemon.pipeline.resolver import names_something, placeholders
+from daemon.pipeline.resolution import names_something, placeholders
 
 __all__ = ["MAX_FILE_SIZE", "compile_conditions", "load_mapping", "parse_mapping"]
 

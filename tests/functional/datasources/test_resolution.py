@@ -11,7 +11,7 @@ from oslo_config import cfg
 
 from daemon import conf as relay_conf
 from daemon.datasources import build_resolver
-from daemon.pipeline.resolver import ResolveRequest
+from daemon.pipeline.resolution import ResolveRequest
 from tests.functional.datasources.conftest import (
     DOMAIN,
     FQDN,

@@ -22,7 +22,7 @@ from daemon.datasources.resolver import (
     ResolverSettings,
 )
 from daemon.exception import DatasourceError
-from daemon.pipeline.resolver import ResolveRequest
+from daemon.pipeline.resolution import ResolveRequest
 
 
 class FakeBackend(Datasource):

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import TRANSFORMS, parse_mapping
-from daemon.pipeline.resolver import Resolution
+from daemon.pipeline.resolution import Resolution
 from daemon.pipeline.transformer import Transformer
 from tests.unit.pipeline.conftest import SEED_MAPPING, assert_valid, make_alert, make_transition
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from daemon.pipeline.resolver import Resolution
+from daemon.pipeline.resolution import Resolution
 from daemon.pipeline.resource import RESOURCE_KEYS, build_resource
 from tests.unit.pipeline.mapping.conftest import parse
 

@@ -14,7 +14,7 @@ import pytest
 from daemon import telemetry
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import load_mapping, parse_mapping
-from daemon.pipeline.resolver import Resolution, ResolveRequest
+from daemon.pipeline.resolution import Resolution, ResolveRequest
 from daemon.pipeline.resource import RESOURCE_KEYS
 from daemon.pipeline.severity import DEFAULT_SEVERITY_MAP
 from daemon.pipeline.transformer import Transformer, _event_ids

@@ -9,7 +9,7 @@ import yaml
 
 from daemon.exception import MappingError
 from daemon.pipeline.mapping import compile_conditions, load_mapping, parse_mapping
-from daemon.pipeline.resolver import placeholders
+from daemon.pipeline.resolution import placeholders
 from tests.unit.pipeline.conftest import SEED_MAPPING
 from tests.unit.pipeline.mapping.conftest import error_of, parse
 

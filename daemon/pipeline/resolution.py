@@ -1,8 +1,11 @@
-"""The resolver interface between the transformer and the metrics backends.
+"""Resolution: what the transformer asks about a resource, and what it gets back.
 
-The transformer awaits resolvers; it never does network I/O itself.  A
+The contract between the pure pipeline and the datasources: the transformer
+awaits anything that implements :class:`Resolver` (``daemon.datasources``'
+``DatasourceResolver`` in the daemon) and never does network I/O itself.  A
 resolver turns the mapping's resource properties into resolved ones (a
-compute host's FQDN, an instance UUID) and fetches enrichment values.
+compute host's FQDN, an instance UUID) and fetches enrichment values; the
+placeholders of those queries are parsed here.
 """
 
 from __future__ import annotations
