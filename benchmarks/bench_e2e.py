@@ -1,6 +1,6 @@
 """Benchmark: end-to-end latency, alert in -> alarm event received by a consumer on RabbitMQ.
 
-The daemon runs as a process (``alarm-relay --config-file``, tests/harness/relay.py) against
+The daemon runs as a process (``alarm-relay --config-file``, tools/harness/relay.py) against
 a real Alertmanager and the shared RabbitMQ (unique exchange and topic); a consumer built
 with oslo.messaging's public listener API runs in this process and timestamps each event with
 ``time.monotonic()``, the same clock the sender uses.
@@ -36,8 +36,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import log  # noqa: E402
-from tests.harness.relay import RelayProcess  # noqa: E402
-from tests.harness.services import Alertmanager, shared_transport_url  # noqa: E402
+from tools.harness.relay import RelayProcess  # noqa: E402
+from tools.harness.services import Alertmanager, shared_transport_url  # noqa: E402
 
 
 def bus_floor(rabbit: str, exchange: str, topic: str, workdir: Path,

@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from daemon.lifecycle import LifecycleTracker  # noqa: E402
 from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings  # noqa: E402
-from tests.harness.services import Alertmanager  # noqa: E402
+from tools.harness.services import Alertmanager  # noqa: E402
 
 PARAMS = [("active", "true"), ("silenced", "true"), ("inhibited", "true"),
           ("unprocessed", "true")]

@@ -48,7 +48,7 @@ import daemon  # noqa: E402,F401 - selects the oslo.service backend first
 from daemon.publish import Dispatcher, Notifier  # noqa: E402
 from daemon.store import SQLiteStore  # noqa: E402
 from tests.functional.publish.helpers import alarm_event, relay_config  # noqa: E402
-from tests.harness.bus import delete_entities  # noqa: E402
+from tools.harness.bus import delete_entities  # noqa: E402
 
 
 def make_events(count: int, alarms: int) -> list:

@@ -1,6 +1,6 @@
 """Benchmark: process start to ready.
 
-``alarm-relay --config-file`` started as a process (tests/harness/relay.py) with a real
+``alarm-relay --config-file`` started as a process (tools/harness/relay.py) with a real
 Alertmanager up and the shared RabbitMQ; timed from just before the process is spawned to
 
 - ``log_ready``: the "alarm-relay ready" log line, and
@@ -33,8 +33,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import log  # noqa: E402
-from tests.harness.relay import READY_LINE, RelayProcess  # noqa: E402
-from tests.harness.services import Alertmanager, shared_transport_url  # noqa: E402
+from tools.harness.relay import READY_LINE, RelayProcess  # noqa: E402
+from tools.harness.services import Alertmanager, shared_transport_url  # noqa: E402
 
 TARGET_S = 2.0
 

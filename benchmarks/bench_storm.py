@@ -45,8 +45,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import log  # noqa: E402
-from tests.harness.relay import RelayProcess  # noqa: E402
-from tests.harness.services import Alertmanager, shared_transport_url  # noqa: E402
+from tools.harness.relay import RelayProcess  # noqa: E402
+from tools.harness.services import Alertmanager, shared_transport_url  # noqa: E402
 
 TARGET_S = 20.0
 

@@ -24,8 +24,8 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service threading backend first
-from tests.harness import bus  # noqa: E402
-from tests.harness.relay import metric_sum  # noqa: E402,F401 - used by the benchmarks
+from tools.harness import bus  # noqa: E402
+from tools.harness.relay import metric_sum  # noqa: E402,F401 - used by the benchmarks
 
 #: The seed's mapping, plus a catch-all for the benchmark's own alert names.
 MAPPING = """\

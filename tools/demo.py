@@ -22,7 +22,7 @@ What it does, in order (every service on a free 127.0.0.1 port, in a temp dir):
 
 With ``--with-watcher`` it also starts a real Watcher (decision engine and API, noauth, in
 its own venv ``.venv-watcher``, installed on first use with the test strategy plugin of
-``tests/harness/watcher_plugin``) and ``alarm-relay-watcher`` with the rules of
+``tools/harness/watcher_plugin``) and ``alarm-relay-watcher`` with the rules of
 ``etc/alarm-relay/demo/watcher-rules.yaml``: ``[watcher]`` lines show the bridge's log and
 the audits as Watcher runs them (one per alarm and rule, a cooldown skip for the second
 critical alarm on the same VM).
@@ -55,9 +55,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:  # `python tools/demo.py` puts tools/ first, not the repo
     sys.path.insert(0, str(REPO))
 
-from tests.harness.ports import LOOPBACK  # noqa: E402
-from tests.harness.relay import RelayProcess, relay_script  # noqa: E402
-from tests.harness.services import (  # noqa: E402
+from tools.harness.ports import LOOPBACK  # noqa: E402
+from tools.harness.relay import RelayProcess, relay_script  # noqa: E402
+from tools.harness.services import (  # noqa: E402
     SHARED_RABBIT_URL,
     Aetos,
     Alertmanager,
@@ -334,7 +334,7 @@ class Demo:
 
     def _start_watcher(self) -> None:
         """Watcher (noauth), an audit template of the test strategy, then the bridge."""
-        from tests.harness import watcher as harness
+        from tools.harness import watcher as harness
 
         out = self.out
         if not harness.WATCHER_VENV.joinpath("bin", "watcher-api-wsgi").exists():

@@ -1,4 +1,4 @@
-"""Fixtures that start real services (tests/harness) on free loopback ports for one test.
+"""Fixtures that start real services (tools/harness) on free loopback ports for one test.
 
 Every test under tests/functional is marked ``functional`` automatically. Each fixture starts
 a fresh service and stops it (and removes its temp dir) when the test ends, so tests never
@@ -25,11 +25,11 @@ from typing import Any
 import pytest
 
 from daemon.publish.notifier import PRIORITIES
-from tests.harness import services
-from tests.harness.bus import delete_entities
-from tests.harness.databases import MariaDBDatabase, PostgresDatabase, SharedDatabase
-from tests.harness.redis_server import REDIS_SERVER_BIN, RedisNamespace, RedisServer
-from tests.harness.services import (
+from tools.harness import services
+from tools.harness.bus import delete_entities
+from tools.harness.databases import MariaDBDatabase, PostgresDatabase, SharedDatabase
+from tools.harness.redis_server import REDIS_SERVER_BIN, RedisNamespace, RedisServer
+from tools.harness.services import (
     Aetos,
     Alertmanager,
     AlertmanagerCluster,

@@ -20,7 +20,7 @@ import kombu
 import pytest
 import yaml
 
-from tests.harness.ports import port_open
+from tools.harness.ports import port_open
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEMO = REPO / "tools" / "demo.py"

@@ -55,9 +55,9 @@ import kombu
 import pytest
 
 from daemon.publish.notifier import PRIORITIES
-from tests.harness.ports import free_port
-from tests.harness.relay import RelayProcess
-from tests.harness.services import (
+from tools.harness.ports import free_port
+from tools.harness.relay import RelayProcess
+from tools.harness.services import (
     SHARED_RABBIT_URL,
     Aetos,
     Alertmanager,
@@ -67,7 +67,7 @@ from tests.harness.services import (
     ensure_shared_rabbitmq,
     make_alert,
 )
-from tests.harness.watcher import BridgeProcess
+from tools.harness.watcher import BridgeProcess
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 VENV_BIN = pathlib.Path(sys.executable).parent
@@ -201,10 +201,10 @@ NOT_RUN: dict[str, str] = {
         "reads the journal of the systemd unit (not installed here)",
     "openstack optimize audittemplate create host-maintenance cluster_maintaining "
     "--strategy host_maintenance":
-        "needs a cloud with python-watcherclient; tests/harness/watcher.py creates the tests' "
+        "needs a cloud with python-watcherclient; tools/harness/watcher.py creates the tests' "
         "audit templates through Watcher's REST API",
     "openstack role add --user alarm-relay --project service admin":
-        "needs a cloud with python-openstackclient; tests/harness/keystone.py assigns roles "
+        "needs a cloud with python-openstackclient; tools/harness/keystone.py assigns roles "
         "through Keystone's REST API",
     "install -m 0644 etc/alarm-relay/watcher-rules.yaml /etc/alarm-relay/watcher-rules.yaml":
         _ROOT_INSTALL + "; tests/unit/watcher/test_sample_rules.py loads the file",

@@ -14,10 +14,10 @@ import re
 import pytest
 
 from tests.functional.conftest import FQDN
-from tests.harness.bus import Consumer, delete_entities
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess, metric_sum
-from tests.harness.services import Aetos, Alertmanager, ScrapeTarget
+from tools.harness.bus import Consumer, delete_entities
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess, metric_sum
+from tools.harness.services import Aetos, Alertmanager, ScrapeTarget
 
 RULES = {"groups": [{"name": "demo", "rules": [{
     "alert": "HighDemoLoad",

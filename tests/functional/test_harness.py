@@ -12,8 +12,8 @@ from typing import Any
 import kombu
 import pytest
 
-from tests.harness.ports import port_open, wait_until
-from tests.harness.services import (
+from tools.harness.ports import port_open, wait_until
+from tools.harness.services import (
     Aetos,
     Alertmanager,
     AlertmanagerCluster,
@@ -277,7 +277,7 @@ def test_database_fixtures_are_fresh_and_their_own(postgresql_url: str,
 def test_database_is_dropped_with_its_user_even_while_connected(kind: str) -> None:
     import sqlalchemy as sa
 
-    from tests.harness.databases import MariaDBDatabase, PostgresDatabase
+    from tools.harness.databases import MariaDBDatabase, PostgresDatabase
 
     database = PostgresDatabase() if kind == "postgresql" else MariaDBDatabase()
     other = PostgresDatabase() if kind == "postgresql" else MariaDBDatabase()
@@ -351,7 +351,7 @@ def test_redis_server_stops_crashes_and_restarts(redis_server) -> None:
 
 
 def test_redis_server_persist_keeps_keys_across_restart() -> None:
-    from tests.harness.redis_server import RedisServer
+    from tools.harness.redis_server import RedisServer
 
     with RedisServer(persist=True) as server:
         with server.client() as client:

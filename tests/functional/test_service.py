@@ -14,9 +14,9 @@ import time
 
 import pytest
 
-from tests.harness.ports import free_port, wait_until
-from tests.harness.relay import RelayProcess, relay_script, write_config
-from tests.harness.services import make_alert
+from tools.harness.ports import free_port, wait_until
+from tools.harness.relay import RelayProcess, relay_script, write_config
+from tools.harness.services import make_alert
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SEED_MAPPING = ROOT.parent / "shared" / "fixtures" / "mapping" / "seed-mapping.yaml"

@@ -14,10 +14,10 @@ import subprocess
 import urllib.request
 from pathlib import Path
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess, relay_script
-from tests.harness.services import Aetos, ScrapeTarget
+from tools.harness.bus import Consumer
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess, relay_script
+from tools.harness.services import Aetos, ScrapeTarget
 
 CASE = Path(__file__).resolve().parents[2].parent / "shared" / "cases" / "utf8-label-names"
 CASE_QUERY = 'rate(http_server_errors_total{"service.name"="{service.name}"}[5m])'

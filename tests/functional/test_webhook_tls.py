@@ -24,11 +24,11 @@ import pytest
 import requests
 import yaml
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import free_port, wait_until
-from tests.harness.relay import RelayProcess, metric_sum, relay_script, write_config
-from tests.harness.services import Alertmanager, make_alert
-from tests.harness.tls import CertificateAuthority, Issued
+from tools.harness.bus import Consumer
+from tools.harness.ports import free_port, wait_until
+from tools.harness.relay import RelayProcess, metric_sum, relay_script, write_config
+from tools.harness.services import Alertmanager, make_alert
+from tools.harness.tls import CertificateAuthority, Issued
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "webhook-tls.md"
 USER = "alertmanager"

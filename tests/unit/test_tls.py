@@ -1,6 +1,6 @@
 """The listener's TLS context from [webhook] cert_file, key_file, client_ca_file.
 
-Real certificates (made by tests/harness/tls.py) and real handshakes over loopback.
+Real certificates (made by tools/harness/tls.py) and real handshakes over loopback.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from oslo_config import cfg
 
 from daemon import conf as relay_conf
 from daemon import exception, tls
-from tests.harness.tls import CertificateAuthority
+from tools.harness.tls import CertificateAuthority
 
 MAPPING = pathlib.Path(__file__).resolve().parents[2] / "etc" / "alarm-relay" / "mappings.yaml"
 

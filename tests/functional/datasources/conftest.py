@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.harness import services
-from tests.harness.keystone import Keystone
-from tests.harness.services import Aetos, NodeExporter, Prometheus, ScrapeTarget
+from tools.harness import services
+from tools.harness.keystone import Keystone
+from tools.harness.services import Aetos, NodeExporter, Prometheus, ScrapeTarget
 
 FQDN = "compute-1.example.org"
 DOMAIN = "instance-00000004"

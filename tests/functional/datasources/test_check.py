@@ -17,7 +17,7 @@ from tests.functional.datasources.conftest import (
     RELAY_USER,
     SHARED_MAPPING,
 )
-from tests.harness.services import Alertmanager, shared_transport_url
+from tools.harness.services import Alertmanager, shared_transport_url
 
 # Long: the first test of this package pays the metrics stack's start (Keystone
 # bootstrap, 74 s measured here, more on a fresh machine).

@@ -153,7 +153,7 @@ async def test_keystone_bad_password_gives_401_guidance(stack, tmp_path):
 
 
 async def test_aetos_down_returns_unresolved_fast(stack, tmp_path):
-    from tests.harness.services import Aetos
+    from tools.harness.services import Aetos
 
     down = Aetos(prometheus=stack.prometheus)
     down.start()

@@ -1,4 +1,4 @@
-"""A scripted incident and relay configs for the publish tests (consumer: tests/harness/bus)."""
+"""A scripted incident and relay configs for the publish tests (consumer: tools/harness/bus)."""
 
 from __future__ import annotations
 

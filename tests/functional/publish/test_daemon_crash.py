@@ -10,8 +10,8 @@ import time
 import urllib.request
 
 from daemon.store import STATE_FILE
-from tests.harness.bus import Consumer
-from tests.harness.relay import RelayProcess
+from tools.harness.bus import Consumer
+from tools.harness.relay import RelayProcess
 
 SHARED = pathlib.Path(__file__).resolve().parents[4] / "shared" / "fixtures"
 SEED_MAPPING = SHARED / "mapping" / "seed-mapping.yaml"

@@ -16,7 +16,7 @@ import pytest
 from daemon.publish import Dispatcher, Notifier
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import incident, relay_config
-from tests.harness.bus import Consumer, delete_entities
+from tools.harness.bus import Consumer, delete_entities
 
 AMQP_SHARED = "amqp://guest:guest@127.0.0.1:5672//"
 ROOT = pathlib.Path(__file__).resolve().parents[3]

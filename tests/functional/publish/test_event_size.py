@@ -15,10 +15,10 @@ import json
 
 import pytest
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess
-from tests.harness.services import RabbitNode, make_alert
+from tools.harness.bus import Consumer
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess
+from tools.harness.services import RabbitNode, make_alert
 
 BROKER_LIMIT = 16 * 1024 * 1024          # RabbitMQ 4's default max_message_size
 EVENT_LIMIT = 1024 * 1024                # [publisher] max_event_bytes, default

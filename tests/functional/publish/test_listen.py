@@ -13,7 +13,7 @@ import pytest
 
 from daemon.publish import Notifier
 from tests.functional.publish.helpers import alarm_event, relay_config
-from tests.harness.bus import delete_entities
+from tools.harness.bus import delete_entities
 
 MANAGE = pathlib.Path(sys.executable).with_name("alarm-relay-manage")
 AMQP_SHARED = "amqp://guest:guest@127.0.0.1:5672//"

@@ -10,7 +10,7 @@ from daemon import telemetry
 from daemon.publish import Dispatcher, Notifier
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import alarm_event, relay_config
-from tests.harness.bus import Consumer
+from tools.harness.bus import Consumer
 
 TOTAL = 1000
 

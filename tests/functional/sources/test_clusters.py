@@ -15,10 +15,10 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess
-from tests.harness.services import make_alert
+from tools.harness.bus import Consumer
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess
+from tools.harness.services import make_alert
 
 FIXTURES = Path("/work/shared/fixtures")
 if not FIXTURES.is_dir():  # pragma: no cover

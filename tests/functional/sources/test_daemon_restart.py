@@ -9,9 +9,9 @@ import json
 import time
 from pathlib import Path
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess
+from tools.harness.bus import Consumer
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess
 
 FIXTURES = Path("/work/shared/fixtures")
 if not FIXTURES.is_dir():  # pragma: no cover

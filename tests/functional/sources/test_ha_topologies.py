@@ -31,10 +31,10 @@ from typing import Any
 import pytest
 import requests
 
-from tests.harness.bus import Consumer
-from tests.harness.ports import free_port, wait_until
-from tests.harness.relay import RelayProcess
-from tests.harness.services import make_alert
+from tools.harness.bus import Consumer
+from tools.harness.ports import free_port, wait_until
+from tools.harness.relay import RelayProcess
+from tools.harness.services import make_alert
 
 CASES = Path("/work/shared/cases")
 if not CASES.is_dir():  # pragma: no cover

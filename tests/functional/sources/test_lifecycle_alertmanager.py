@@ -26,7 +26,7 @@ from daemon.lifecycle import LifecycleTracker, Transition, alarm_id
 from daemon.model import Alert, PollResult
 from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings
 from daemon.sources.webhook import WebhookReceiver, WebhookSettings
-from tests.harness.services import Alertmanager
+from tools.harness.services import Alertmanager
 
 FIXTURES = Path("/work/shared/fixtures/alertmanager")
 if not FIXTURES.is_dir():  # pragma: no cover

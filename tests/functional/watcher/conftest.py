@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 
 from daemon.publish.notifier import PRIORITIES
-from tests.harness import services
-from tests.harness.bus import delete_entities
-from tests.harness.ports import wait_until
-from tests.harness.relay import RelayProcess
-from tests.harness.services import Alertmanager, shared_transport_url
-from tests.harness.watcher import BridgeProcess, Watcher
+from tools.harness import services
+from tools.harness.bus import delete_entities
+from tools.harness.ports import wait_until
+from tools.harness.relay import RelayProcess
+from tools.harness.services import Alertmanager, shared_transport_url
+from tools.harness.watcher import BridgeProcess, Watcher
 
 #: The relay's mapping in these tests: every alert is about the host in its `instance` label.
 MAPPING = """\

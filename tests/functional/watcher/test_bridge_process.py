@@ -14,11 +14,11 @@ import kombu
 from daemon import conf as relay_conf
 from daemon.publish import Notifier
 from tests.functional.publish.helpers import alarm_event
-from tests.harness.bus import amqp_url, delete_entities
-from tests.harness.ports import free_port, wait_until
-from tests.harness.relay import write_config
-from tests.harness.services import shared_transport_url
-from tests.harness.watcher import BridgeProcess
+from tools.harness.bus import amqp_url, delete_entities
+from tools.harness.ports import free_port, wait_until
+from tools.harness.relay import write_config
+from tools.harness.services import shared_transport_url
+from tools.harness.watcher import BridgeProcess
 
 RULES = """\
 rules:

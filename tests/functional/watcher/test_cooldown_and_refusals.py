@@ -14,8 +14,8 @@ import time
 
 import pytest
 
-from tests.harness.ports import wait_until
-from tests.harness.services import make_alert
+from tools.harness.ports import wait_until
+from tools.harness.services import make_alert
 
 # Watcher's install (75 s fresh) may fall in this module's first test.
 pytestmark = pytest.mark.timeout(600)

@@ -22,10 +22,10 @@ from daemon import conf as relay_conf
 from daemon.pipeline.event import AlarmEvent
 from daemon.publish import Notifier
 from tests.functional.conftest import FQDN
-from tests.harness.bus import Consumer, delete_entities
-from tests.harness.ports import wait_until
-from tests.harness.relay import write_config
-from tests.harness.services import ScrapeTarget, shared_transport_url
+from tools.harness.bus import Consumer, delete_entities
+from tools.harness.ports import wait_until
+from tools.harness.relay import write_config
+from tools.harness.services import ScrapeTarget, shared_transport_url
 
 # Long: the first test to use the folder's Watcher installs it (75 s fresh) and starts it (12 s).
 pytestmark = pytest.mark.timeout(600)

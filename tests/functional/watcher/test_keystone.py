@@ -21,11 +21,11 @@ import requests
 from daemon import conf as relay_conf
 from daemon.publish import Notifier
 from tests.functional.publish.helpers import alarm_event
-from tests.harness.bus import delete_entities
-from tests.harness.keystone import REGION, Keystone
-from tests.harness.relay import write_config
-from tests.harness.services import shared_transport_url
-from tests.harness.watcher import BridgeProcess, Watcher
+from tools.harness.bus import delete_entities
+from tools.harness.keystone import REGION, Keystone
+from tools.harness.relay import write_config
+from tools.harness.services import shared_transport_url
+from tools.harness.watcher import BridgeProcess, Watcher
 
 # Long: Keystone's venv (about 100 s fresh) and bootstrap, then a Watcher behind it.
 pytestmark = pytest.mark.timeout(600)

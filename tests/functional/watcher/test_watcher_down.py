@@ -10,8 +10,8 @@ import time
 
 import pytest
 
-from tests.harness.ports import wait_until
-from tests.harness.services import make_alert
+from tools.harness.ports import wait_until
+from tools.harness.services import make_alert
 
 # Long: a 30 s outage by design (38 s measured), plus Watcher's install if it comes first.
 pytestmark = pytest.mark.timeout(600)

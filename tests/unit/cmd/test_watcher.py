@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.harness.relay import write_config
+from tools.harness.relay import write_config
 
 SCRIPT = Path(sys.executable).with_name("alarm-relay-watcher")
 

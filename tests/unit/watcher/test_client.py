@@ -16,8 +16,8 @@ import pytest
 from daemon import conf as relay_conf
 from daemon.exception import WatcherError
 from daemon.watcher.client import WatcherClient
-from tests.harness.ports import free_port
-from tests.harness.relay import write_config
+from tools.harness.ports import free_port
+from tools.harness.relay import write_config
 
 
 def fault(text: str) -> dict:

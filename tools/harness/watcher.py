@@ -3,7 +3,7 @@
 Watcher's dependencies conflict with ours, so it lives in its own venv (``.venv-watcher`` at
 the repository root, or ``$ALARM_RELAY_WATCHER_VENV``), created by :func:`ensure_watcher_venv`
 on first use (about 65 s here) and reused after. The same call pip-installs the tiny strategy
-plugin in ``tests/harness/watcher_plugin/`` (strategy ``alarm_relay_test``, goal ``dummy``):
+plugin in ``tools/harness/watcher_plugin/`` (strategy ``alarm_relay_test``, goal ``dummy``):
 every strategy shipped with Watcher needs Nova, this one succeeds and proposes one ``nop``
 action. The plugin is installed again whenever its files change.
 
@@ -39,11 +39,11 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
-from tests.harness.ports import LOOPBACK, free_port, wait_until
-from tests.harness.services import SHARED_RABBIT_URL, Service, ServiceError
+from tools.harness.ports import LOOPBACK, free_port, wait_until
+from tools.harness.services import SHARED_RABBIT_URL, Service, ServiceError
 
 if TYPE_CHECKING:
-    from tests.harness.keystone import Keystone
+    from tools.harness.keystone import Keystone
 
 __all__ = [
     "BridgeProcess",
@@ -408,7 +408,7 @@ class BridgeProcess:
     def __init__(self, *, transport_url: str, exchange: str, topic: str, pool: str,
                  rules: str, watcher: Watcher | None, workdir: str | Path,
                  sections: Mapping[str, Mapping[str, Any]] = ()) -> None:
-        from tests.harness.relay import write_config
+        from tools.harness.relay import write_config
 
         self._write_config = write_config
         self.workdir = Path(workdir)
@@ -443,7 +443,7 @@ class BridgeProcess:
         self._write_config(self.config_path, self.config)
 
     def start(self, *, wait_ready: bool = True, timeout: float = 30.0) -> BridgeProcess:
-        from tests.harness.relay import relay_script
+        from tools.harness.relay import relay_script
 
         if self.proc is not None and self.proc.poll() is None:
             raise RuntimeError(f"alarm-relay-watcher already running (pid {self.proc.pid})")
@@ -481,7 +481,7 @@ class BridgeProcess:
 
     def metric(self, name: str, **labels: str) -> float:
         """The sum of the samples of ``name`` on /metrics whose labels include ``labels``."""
-        from tests.harness.relay import metric_sum
+        from tools.harness.relay import metric_sum
 
         resp = requests.get(f"http://{LOOPBACK}:{self.metrics_port}/metrics", timeout=5)
         resp.raise_for_status()

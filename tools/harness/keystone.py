@@ -30,8 +30,8 @@ from typing import Any
 
 import requests
 
-from tests.harness.ports import LOOPBACK
-from tests.harness.services import Service, ServiceError
+from tools.harness.ports import LOOPBACK
+from tools.harness.services import Service, ServiceError
 
 __all__ = [
     "ADMIN_PASSWORD",

@@ -40,7 +40,7 @@ from typing import Any, ClassVar, Self
 import requests
 import yaml
 
-from tests.harness.ports import LOOPBACK, free_port, free_ports, port_open, wait_until
+from tools.harness.ports import LOOPBACK, free_port, free_ports, port_open, wait_until
 
 __all__ = [
     "Aetos",

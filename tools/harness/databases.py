@@ -22,7 +22,7 @@ import psycopg2
 import pymysql
 from psycopg2 import sql
 
-from tests.harness.ports import LOOPBACK, port_open
+from tools.harness.ports import LOOPBACK, port_open
 
 __all__ = [
     "DatabaseUnavailable",

@@ -11,7 +11,7 @@ backend tested. Two ways to get one:
 - :class:`RedisServer`, a private ``redis-server`` on a free loopback port with its own work
   dir, for tests that stop, kill or restart Redis (never do that to the shared one).
 
-The module is not called ``redis.py``: ``tests/harness`` is ``sys.path[0]`` when
+The module is not called ``redis.py``: ``tools/harness`` is ``sys.path[0]`` when
 ``wsgi_serve.py`` runs as a script, and the redis package must stay importable there.
 """
 
@@ -25,8 +25,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from tests.harness.ports import LOOPBACK, port_open
-from tests.harness.services import Service
+from tools.harness.ports import LOOPBACK, port_open
+from tools.harness.services import Service
 
 __all__ = [
     "REDIS_SERVER_BIN",

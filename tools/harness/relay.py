@@ -23,7 +23,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from tests.harness.ports import free_port
+from tools.harness.ports import free_port
 
 __all__ = ["RelayProcess", "relay_script", "write_config"]
 

@@ -1,6 +1,6 @@
 """Serve a WSGI application on one loopback port: ``python wsgi_serve.py --app mod:factory``.
 
-Runs in its own process (started by :class:`tests.harness.services.Aetos`, usable for any WSGI
+Runs in its own process (started by :class:`tools.harness.services.Aetos`, usable for any WSGI
 app such as Keystone) so the app's oslo.config globals and threads stay out of the test process.
 uvicorn drives the app through a2wsgi's thread pool; without them it falls back to the
 standard library's threaded wsgiref server.

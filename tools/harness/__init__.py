@@ -5,8 +5,8 @@
 as a process) live beside it.
 """
 
-from tests.harness.ports import free_port, free_ports, port_open, wait_until
-from tests.harness.services import (
+from tools.harness.ports import free_port, free_ports, port_open, wait_until
+from tools.harness.services import (
     SHARED_RABBIT_URL,
     Aetos,
     Alertmanager,
