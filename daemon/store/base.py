@@ -74,6 +74,12 @@ class Store(abc.ABC):
     def oldest_age(self, now: float) -> float | None:
         """Seconds since the oldest unsent event was stored (None when empty)."""
 
+    def note_room(self) -> None:
+        """After events left the outbox: say once that a full outbox takes events again."""
+        if self._full_logged and self.depth() < self.max_events:
+            self._full_logged = False
+            LOG.info("outbox accepts events again (%d unsent)", self.depth())
+
     def check_room(self, adding: int = 0) -> None:
         """The outbox-full policy, in one place: is there room for ``adding`` events?
 
@@ -85,7 +91,7 @@ class Store(abc.ABC):
         """
         depth = self.depth()
         if depth + max(adding, 1) <= self.max_events:
-            self._full_logged = False
+            self.note_room()
             return
         telemetry.OUTBOX_FULL.inc()
         if not self._full_logged:

@@ -232,7 +232,6 @@ class SQLiteStore(Store):
             cache = self._cache
             for event in events:
                 cache[event.event_id] = event
-            LOG.info("outbox accepts events again (%d unsent)", self._depth)
 
     def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
                stage: str) -> tuple[list[AlarmEvent], list[str]]:
@@ -284,7 +283,7 @@ class SQLiteStore(Store):
             pop = self._cache.pop
             for event_id in ids:
                 pop(event_id, None)
-            LOG.info("outbox accepts events again (%d unsent)", self._depth)
+        self.note_room()
         return removed
 
     # -- reads ------------------------------------------------------------
