@@ -10,10 +10,10 @@ import pathlib
 
 from oslo_config import cfg
 
-from daemon.store.base import StateChange, Store
+from daemon.store.base import InboxItem, StateChange, Store
 from daemon.store.sqlite import DEFAULT_MAX_EVENT_BYTES, MIN_EVENT_BYTES, SQLiteStore
 
-__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "STATE_FILE", "SQLiteStore",
+__all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "STATE_FILE", "InboxItem", "SQLiteStore",
            "StateChange", "Store", "store_from_conf"]
 
 #: The embedded store's file name in ``[DEFAULT] state_dir``.
