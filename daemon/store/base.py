@@ -135,6 +135,15 @@ class Store(abc.ABC):
         """Up to ``limit`` inbox rows of ``unit``, oldest first; they stay until a
         :meth:`put` names them in ``inbox_done``."""
 
+    @abc.abstractmethod
+    def hold_single_relay_lock(self) -> None:
+        """Hold, until :meth:`close` or the process ends, the lock saying that one
+        relay without coordination uses this store.
+
+        :raises StoreInUse: another relay holds it (the message names it when known)
+        :raises StoreError: the database failed
+        """
+
     def check_room(self, adding: int = 0) -> None:
         """The outbox-full policy, in one place: is there room for ``adding`` events?
 

@@ -46,64 +46,33 @@ the object has no lock of its own.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
+import sqlalchemy.exc
 from oslo_log import log
 
 from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
+from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "SQLiteStore"]
 
 LOG = log.getLogger(__name__)
 
-_SCHEMA_VERSION = 2
+#: Default of ``max_event_bytes`` (``[publisher] max_event_bytes``): 1 MiB.
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+#: Smallest ``max_event_bytes``: room for the fields that are never cut.
+MIN_EVENT_BYTES = 16 * 1024
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS outbox (
-        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id   TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        alarm_id   TEXT NOT NULL,
-        sequence   INTEGER NOT NULL,
-        payload    TEXT NOT NULL,
-        created_at REAL NOT NULL,
-        unit       TEXT NOT NULL DEFAULT ''
-    )""",
-    """CREATE TABLE IF NOT EXISTS lifecycle_state (
-        key    TEXT PRIMARY KEY,
-        record TEXT NOT NULL,
-        unit   TEXT NOT NULL DEFAULT ''
-    )""",
-    """CREATE TABLE IF NOT EXISTS units (
-        unit       TEXT PRIMARY KEY,
-        owner      TEXT NOT NULL,
-        epoch      INTEGER NOT NULL,
-        updated_at REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS inbox (
-        id          INTEGER PRIMARY KEY AUTOINCREMENT,
-        unit        TEXT NOT NULL,
-        cluster     TEXT NOT NULL,
-        source_url  TEXT NOT NULL,
-        alerts      TEXT NOT NULL,
-        received_at REAL NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS outbox_unit ON outbox (unit, seq)",
-    "CREATE INDEX IF NOT EXISTS lifecycle_state_unit ON lifecycle_state (unit)",
-    "CREATE INDEX IF NOT EXISTS inbox_unit ON inbox (unit, id)",
-)
-
-# Version 1 (the releases before units): the same tables without ``unit``.
-_UPGRADE_FROM_1 = (
-    "ALTER TABLE outbox ADD COLUMN unit TEXT NOT NULL DEFAULT ''",
-    "ALTER TABLE lifecycle_state ADD COLUMN unit TEXT NOT NULL DEFAULT ''",
-)
-
+# Rows deleted per DELETE statement (SQLite's default limit on host
+# parameters is 32766; stay well below it).
+_ACK_CHUNK = 500
 
 _PENDING = "SELECT seq, event_id, event_type, alarm_id, sequence, payload FROM outbox"
 
@@ -150,6 +119,7 @@ class SQLiteStore(Store):
         self.cache_events = cache_events
         self.max_event_bytes = max_event_bytes
         self._db: sqlite3.Connection | None = None
+        self._unlock: Callable[[], None] | None = None
         self._depth = 0
         # event_id -> the event put by this process and not read back yet.
         self._cache: dict[str, AlarmEvent] = {}
@@ -169,18 +139,11 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
+            if version > migration.SQLITE_USER_VERSION:
                 raise sqlite3.DatabaseError(
                     f"{self.path} has schema version {version}, newer than "
-                    f"this relay's {_SCHEMA_VERSION}")
-            db.execute("BEGIN IMMEDIATE")
-            if version == 1:
-                for statement in _UPGRADE_FROM_1:
-                    db.execute(statement)
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION:d}")
-            db.execute("COMMIT")
+                    f"this relay's {migration.SQLITE_USER_VERSION}")
+            self._migrate()
             self._depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         except BaseException:
             db.close()
@@ -188,8 +151,37 @@ class SQLiteStore(Store):
         self._db = db
         LOG.info("outbox %s opened with %d unsent events", self.path, self._depth)
 
+    def _migrate(self) -> None:
+        """Create the tables, or upgrade a file of an earlier release (alembic)."""
+        from daemon.store.sql import create_engine
+
+        engine = create_engine(f"sqlite:///{self.path}", max_retries=0)
+        try:
+            before, after = migration.upgrade(engine)
+        except sqlalchemy.exc.OperationalError as err:
+            raise sqlite3.OperationalError(str(err.orig)) from err
+        finally:
+            engine.dispose()
+        if before is not None and before != after:
+            LOG.info("state file %s upgraded from schema %s to %s", self.path, before, after)
+
+    def hold_single_relay_lock(self) -> None:
+        """Hold, until :meth:`close` or the process ends, an exclusive ``flock`` on
+        the file's ``.lock`` companion.
+
+        :raises StoreInUse: another relay runs on this state file
+        """
+        from daemon.store.sql import flock
+
+        if self._unlock is None:
+            self._unlock = flock(self.path, f"alarm-relay on {socket.gethostname()} "
+                                 f"pid {os.getpid()}", self.path)
+
     def close(self) -> None:
-        """Close the database; idempotent."""
+        """Close the database and release the single-relay lock; idempotent."""
+        unlock, self._unlock = self._unlock, None
+        if unlock is not None:
+            unlock()
         db, self._db = self._db, None
         self._cache.clear()
         if db is None:
