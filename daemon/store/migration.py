@@ -63,16 +63,17 @@ def current(engine: sa.Engine) -> str | None:
         return revision or _legacy_revision(connection)
 
 
-def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
+def upgrade(engine: sa.Engine, revision: str | None = None) -> tuple[str | None, str]:
     """Create or upgrade the schema to :func:`head`, in one transaction where the
     backend allows it (PostgreSQL, SQLite; MySQL commits each DDL statement).
 
+    :param revision: stop at this revision instead (tests build old schemas)
     :returns: the revision before and after
     :raises SchemaMismatch: the database is at a revision this relay does not
         know (a newer release wrote it)
     :raises sqlalchemy.exc.SQLAlchemyError: the database failed
     """
-    target = head()
+    target = revision or head()
     with engine.begin() as connection:
         before = MigrationContext.configure(connection).get_current_revision()
         config = _config(connection)
@@ -81,9 +82,9 @@ def upgrade(engine: sa.Engine) -> tuple[str | None, str]:
             if legacy is not None:
                 command.stamp(config, legacy)
                 before = legacy
-        _known(before, target)
+        _known(before, head())
         if before != target:
-            command.upgrade(config, "head")
+            command.upgrade(config, target)
         if connection.dialect.name == "sqlite":
             connection.exec_driver_sql(f"PRAGMA user_version={SQLITE_USER_VERSION:d}")
     return before, target

@@ -91,16 +91,21 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
         raise exception.StoreError(problem=f"{redact(url)}: {_reason(err)}") from err
     if engine.dialect.name == "sqlite":
         # oslo.db already turned pysqlite's own BEGIN off and emits a deferred
-        # one; this runs first and marks the transaction begun so it does not.
+        # one, which takes the write lock only at the first write: replaced.
+        for listener in list(engine.dispatch.begin):
+            if getattr(listener, "__name__", "") == "_sqlite_emit_begin":
+                sa.event.remove(engine, "begin", listener)
+
         @sa.event.listens_for(engine, "connect")
         def _connect(dbapi_connection: Any, _record: Any) -> None:
             dbapi_connection.execute("PRAGMA busy_timeout=30000")
             dbapi_connection.execute("PRAGMA journal_mode=WAL")
 
-        @sa.event.listens_for(engine, "begin", insert=True)
+        @sa.event.listens_for(engine, "begin")
         def _begin(connection: sa.Connection) -> None:
             if "in_transaction" not in connection.info:
-                connection.exec_driver_sql("BEGIN IMMEDIATE")
+                read = connection.get_execution_options().get("read_only", False)
+                connection.exec_driver_sql("BEGIN" if read else "BEGIN IMMEDIATE")
                 connection.info["in_transaction"] = True
     return engine
 
@@ -222,7 +227,7 @@ class SQLStore(Store):
             if write:
                 with engine.begin() as connection:
                     return work(connection)
-            with engine.connect() as connection:
+            with engine.connect().execution_options(read_only=True) as connection:
                 return work(connection)
         except _FAILURES as err:
             raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
