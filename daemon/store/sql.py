@@ -49,7 +49,7 @@ from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 from daemon.store.tables import INBOX, LIFECYCLE_STATE, OUTBOX, UNITS
 
-__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "redact"]
+__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "reason", "redact"]
 
 LOG = log.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     try:
         engine = engines.create_engine(url, **options)
     except _FAILURES as err:
-        raise exception.StoreError(problem=f"{redact(url)}: {_reason(err)}") from err
+        raise exception.StoreError(problem=f"{redact(url)}: {reason(err)}") from err
     if engine.dialect.name == "sqlite":
         # oslo.db already turned pysqlite's own BEGIN off and emits a deferred
         # one, which takes the write lock only at the first write: replaced.
@@ -110,7 +110,7 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     return engine
 
 
-def _reason(err: BaseException) -> str:
+def reason(err: BaseException) -> str:
     """The database's own words, on one line (without SQLAlchemy's statement dump)."""
     inner = getattr(err, "inner_exception", None) or getattr(err, "orig", None) or err
     orig = getattr(inner, "orig", None) or inner
@@ -178,7 +178,7 @@ class SQLStore(Store):
                 migration.check_current(engine)
         except _FAILURES as err:
             engine.dispose()
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         except BaseException:
             engine.dispose()
             raise
@@ -230,7 +230,7 @@ class SQLStore(Store):
             with engine.connect().execution_options(read_only=True) as connection:
                 return work(connection)
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
 
     # -- writes -----------------------------------------------------------
 
@@ -503,7 +503,7 @@ class SQLStore(Store):
                 {"k": key}).first()
             connection.commit()
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         if not got:
             raise exception.StoreInUse(
                 holder=(f"{holder[0] or 'a client'} from {holder[1] or 'a local socket'}"
@@ -522,7 +522,7 @@ class SQLStore(Store):
                     " WHERE p.id = IS_USED_LOCK(:n)"), {"n": name}).scalar()
             connection.commit()
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         if got != 1:
             raise exception.StoreInUse(holder=f"a client from {holder or 'unknown'}",
                                        where=self.where)
