@@ -87,6 +87,8 @@ class _Cluster:
     tracker: LifecycleTracker
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
     answered: bool = False
+    # A store failure left the tracker ahead of the store and the rebuild failed too.
+    stale: bool = False
 
 
 class Intake:
@@ -152,8 +154,9 @@ class Intake:
     async def on_poll(self, result: PollResult) -> None:
         """One poll cycle of a cluster (the poller's ``on_result``).
 
-        A full outbox is logged and the result dropped: Alertmanager still
-        holds the alerts, and the next poll brings them again.
+        A full outbox or a store that fails (database unreachable) is logged
+        and the result dropped: Alertmanager still holds the alerts, the next
+        poll brings them again, and nothing is resolved meanwhile.
         """
         cluster = self._clusters[result.cluster]
         if any(replica.ok for replica in result.replicas):
@@ -163,7 +166,7 @@ class Intake:
         try:
             await self._observe(result.cluster,
                                 lambda tracker, now: tracker.observe_poll(result, now))
-        except exception.OutboxFull as err:
+        except (exception.OutboxFull, exception.StoreError) as err:
             LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
 
     async def on_webhook(self, alerts: list[Alert], source_url: str, cluster: str) -> None:
@@ -171,6 +174,7 @@ class Intake:
 
         :raises OutboxFull: no room, or the relay is stopping (the receiver
             answers 503 and Alertmanager retries)
+        :raises StoreError: the database failed; nothing was stored (503 too)
         """
         if not self.accepting:
             raise exception.OutboxFull(depth=-1, limit=-1, message="relay is stopping")
@@ -182,7 +186,7 @@ class Intake:
         for name in self._clusters:
             try:
                 await self._observe(name, lambda tracker, now: tracker.expire(now))
-            except exception.OutboxFull as err:
+            except (exception.OutboxFull, exception.StoreError) as err:
                 LOG.warning("Expiry check of cluster %s postponed, %s", name, err)
 
     async def run_housekeeping(self, interval: float) -> None:
@@ -210,6 +214,9 @@ class Intake:
         """
         cluster = self._clusters[name]
         async with cluster.lock:
+            if cluster.stale:
+                cluster.tracker = await self._rebuild(name)
+                cluster.stale = False
             await self._db(self._store.check_room)
             tracker = cluster.tracker
             transitions = observe(tracker, utcnow())
@@ -223,7 +230,11 @@ class Intake:
                 try:
                     await self._store_transitions(tracker, transitions)
                 except BaseException:
+                    # Until rebuilt from the store, the tracker holds transitions
+                    # never stored: the next observation must not start from it.
+                    cluster.stale = True
                     cluster.tracker = await self._rebuild(name)
+                    cluster.stale = False
                     raise
         telemetry.ALERTS_TRACKED.set(self.tracked)
 
