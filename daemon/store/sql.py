@@ -121,6 +121,10 @@ def _in(column: sa.ColumnElement, units: Collection[str] | None) -> sa.ColumnEle
     return sa.true() if units is None else column.in_(list(units))
 
 
+#: Tries of one claim that met a concurrent first claim of the same unit.
+_CLAIM_ATTEMPTS = 5
+
+
 class SQLStore(Store):
     """Events, state records, units and the inbox in a database SQLAlchemy reaches.
 
@@ -345,15 +349,18 @@ class SQLStore(Store):
                 epoch=UNITS.c.epoch + 1, **values))
             return epoch + 1
 
-        try:
-            return self._run(take)
-        except exception.StoreError as err:
-            # Two first claims of a new unit at once: the loser's INSERT met the
-            # winner's row; claiming again updates it (epoch 2).
-            if not isinstance(err.__cause__, (db_exception.DBDuplicateEntry,
-                                              sa.exc.IntegrityError)):
-                raise
-            return self._run(take)
+        for attempt in range(_CLAIM_ATTEMPTS):
+            try:
+                return self._run(take)
+            except exception.StoreError as err:
+                # Two first claims of a new unit at once: the loser's INSERT met the
+                # winner's row (or, on MariaDB, both held a gap lock and one was
+                # chosen as the deadlock victim); claiming again updates the row.
+                if (attempt + 1 == _CLAIM_ATTEMPTS or not isinstance(
+                        err.__cause__, (db_exception.DBDuplicateEntry, db_exception.DBDeadlock,
+                                        sa.exc.IntegrityError))):
+                    raise
+        raise AssertionError("unreachable")
 
     def owners(self) -> dict[str, tuple[str, int]]:
         """``unit -> (member, epoch)`` of every unit ever claimed."""
