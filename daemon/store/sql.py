@@ -516,7 +516,7 @@ class SQLStore(Store):
             raise exception.StoreInUse(
                 holder=(f"{holder[0] or 'a client'} from {holder[1] or 'a local socket'}"
                         if holder else "unknown"), where=self.where)
-        return connection.close  # the server releases a session lock with the session
+        return _releasing(connection, "SELECT pg_advisory_unlock(:k)", {"k": key})
 
     def _mysql_lock(self, connection: sa.Connection) -> Callable[[], None]:
         try:
@@ -534,7 +534,28 @@ class SQLStore(Store):
         if got != 1:
             raise exception.StoreInUse(holder=f"a client from {holder or 'unknown'}",
                                        where=self.where)
-        return connection.close
+        return _releasing(connection, "SELECT RELEASE_LOCK(:n)", {"n": name})
+
+
+def _releasing(connection: sa.Connection, unlock: str,
+               params: dict[str, Any]) -> Callable[[], None]:
+    """The close of a lock's connection: unlock, then close.
+
+    Closing alone returns the connection to the pool with the lock still held
+    (and even a real disconnect releases it only when the server notices), so
+    a relay started right after this one stopped would be refused.
+    """
+    def release() -> None:
+        try:
+            connection.execute(sa.text(unlock), params)
+            connection.commit()
+        except _FAILURES as err:
+            LOG.warning("single-relay lock not released (%s); the server releases it "
+                        "when the connection ends", reason(err))
+        finally:
+            connection.invalidate()
+            connection.close()
+    return release
 
 
 # A fixed 64-bit key: advisory locks are per database, so one key is enough.
