@@ -57,6 +57,8 @@ _T = TypeVar("_T")
 
 # Rows per DELETE ... IN (...) statement.
 _CHUNK = 500
+# Tries of one claim that met a concurrent first claim of the same unit.
+_CLAIM_TRIES = 5
 
 #: Engine options of oslo.db taken from [database] (``create_engine`` keywords).
 ENGINE_OPTIONS = ("sqlite_synchronous", "mysql_sql_mode", "mysql_wsrep_sync_wait",
@@ -345,15 +347,18 @@ class SQLStore(Store):
                 epoch=UNITS.c.epoch + 1, **values))
             return epoch + 1
 
-        try:
-            return self._run(take)
-        except exception.StoreError as err:
-            # Two first claims of a new unit at once: the loser's INSERT met the
-            # winner's row; claiming again updates it (epoch 2).
-            if not isinstance(err.__cause__, (db_exception.DBDuplicateEntry,
-                                              sa.exc.IntegrityError)):
-                raise
-            return self._run(take)
+        for attempt in range(_CLAIM_TRIES):
+            try:
+                return self._run(take)
+            except exception.StoreError as err:
+                # Two first claims of a new unit at once: the loser's INSERT met the
+                # winner's row (or InnoDB's gap locks made it a deadlock); claiming
+                # again finds the row and updates it.
+                if attempt == _CLAIM_TRIES - 1 or not isinstance(err.__cause__, (
+                        db_exception.DBDuplicateEntry, db_exception.DBDeadlock,
+                        sa.exc.IntegrityError)):
+                    raise
+        raise AssertionError("unreachable")
 
     def owners(self) -> dict[str, tuple[str, int]]:
         """``unit -> (member, epoch)`` of every unit ever claimed."""
@@ -508,7 +513,7 @@ class SQLStore(Store):
             raise exception.StoreInUse(
                 holder=(f"{holder[0] or 'a client'} from {holder[1] or 'a local socket'}"
                         if holder else "unknown"), where=self.where)
-        return connection.close  # the server releases a session lock with the session
+        return lambda: _release(connection, "SELECT pg_advisory_unlock(:k)", {"k": key})
 
     def _mysql_lock(self, connection: sa.Connection) -> Callable[[], None]:
         try:
@@ -526,7 +531,22 @@ class SQLStore(Store):
         if got != 1:
             raise exception.StoreInUse(holder=f"a client from {holder or 'unknown'}",
                                        where=self.where)
-        return connection.close
+        return lambda: _release(connection, "SELECT RELEASE_LOCK(:n)", {"n": name})
+
+
+def _release(connection: sa.Connection, unlock: str, params: dict[str, Any]) -> None:
+    """Unlock, then close the lock's connection for good (not back to the pool).
+
+    The server would release the lock with the session anyway; unlocking first
+    frees it at once, not when the server notices the closed connection.
+    """
+    try:
+        connection.execute(sa.text(unlock), params)
+        connection.commit()
+    except _FAILURES as err:  # the session is gone, and the lock with it
+        LOG.debug("single-relay lock: unlock failed (%s)", reason(err))
+    connection.invalidate()
+    connection.close()
 
 
 # A fixed 64-bit key: advisory locks are per database, so one key is enough.
