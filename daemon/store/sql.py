@@ -28,7 +28,6 @@ InnoDB ``innodb_flush_log_at_trx_commit`` as the server sets them).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -47,9 +46,10 @@ from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
 from daemon.store import migration
 from daemon.store.base import InboxItem, Store
+from daemon.store.lock import flock
 from daemon.store.tables import INBOX, LIFECYCLE_STATE, OUTBOX, UNITS
 
-__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "reason", "redact"]
+__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "reason", "redact"]
 
 LOG = log.getLogger(__name__)
 
@@ -555,25 +555,3 @@ _LOCK_KEY = zlib.crc32(b"alarm-relay single relay") | (0x616c << 32)
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")[:60]
-
-
-def flock(database: str, me: str, where: str) -> Callable[[], None]:
-    """Hold an exclusive ``flock`` on ``database + '.lock'`` (its content names the holder).
-
-    :raises StoreInUse: another process holds it
-    """
-    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise exception.StoreInUse(holder=holder, where=where) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.write(fd, me.encode())
-    return lambda: os.close(fd)
-
-

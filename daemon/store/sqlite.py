@@ -240,7 +240,7 @@ class SQLiteStore(Store):
 
         :raises StoreInUse: another relay runs on this state file
         """
-        from daemon.store.sql import flock
+        from daemon.store.lock import flock
 
         if self._unlock is None:
             self._unlock = flock(self.path, f"alarm-relay on {socket.gethostname()} "

@@ -69,7 +69,8 @@ def test_the_written_out_head_is_the_scripts_head():
 def test_a_single_relay_imports_neither_sqlalchemy_nor_alembic(tmp_path):
     path = str(tmp_path / "s.sqlite")
     code = ("import sys; import daemon.service; from daemon.store import SQLiteStore\n"
-            f"for _ in range(2): s = SQLiteStore({path!r}, max_events=5); s.open(); s.close()\n"
+            f"for _ in range(2): s = SQLiteStore({path!r}, max_events=5); s.open(); "
+            "s.hold_single_relay_lock(); s.close()\n"
             "print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
