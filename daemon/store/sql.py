@@ -28,7 +28,6 @@ InnoDB ``innodb_flush_log_at_trx_commit`` as the server sets them).
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -47,9 +46,10 @@ from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
 from daemon.store import migration
 from daemon.store.base import InboxItem, Store
+from daemon.store.lock import flock
 from daemon.store.tables import INBOX, LIFECYCLE_STATE, OUTBOX, UNITS
 
-__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "reason", "redact"]
+__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "reason", "redact"]
 
 LOG = log.getLogger(__name__)
 
@@ -57,6 +57,8 @@ _T = TypeVar("_T")
 
 # Rows per DELETE ... IN (...) statement.
 _CHUNK = 500
+# Tries of one claim that met a concurrent first claim of the same unit.
+_CLAIM_TRIES = 5
 
 #: Engine options of oslo.db taken from [database] (``create_engine`` keywords).
 ENGINE_OPTIONS = ("sqlite_synchronous", "mysql_sql_mode", "mysql_wsrep_sync_wait",
@@ -119,10 +121,6 @@ def reason(err: BaseException) -> str:
 
 def _in(column: sa.ColumnElement, units: Collection[str] | None) -> sa.ColumnElement:
     return sa.true() if units is None else column.in_(list(units))
-
-
-#: Tries of one claim that met a concurrent first claim of the same unit.
-_CLAIM_ATTEMPTS = 5
 
 
 class SQLStore(Store):
@@ -349,16 +347,16 @@ class SQLStore(Store):
                 epoch=UNITS.c.epoch + 1, **values))
             return epoch + 1
 
-        for attempt in range(_CLAIM_ATTEMPTS):
+        for attempt in range(_CLAIM_TRIES):
             try:
                 return self._run(take)
             except exception.StoreError as err:
                 # Two first claims of a new unit at once: the loser's INSERT met the
-                # winner's row (or, on MariaDB, both held a gap lock and one was
-                # chosen as the deadlock victim); claiming again updates the row.
-                if (attempt + 1 == _CLAIM_ATTEMPTS or not isinstance(
-                        err.__cause__, (db_exception.DBDuplicateEntry, db_exception.DBDeadlock,
-                                        sa.exc.IntegrityError))):
+                # winner's row (or InnoDB's gap locks made it a deadlock); claiming
+                # again finds the row and updates it.
+                if attempt == _CLAIM_TRIES - 1 or not isinstance(err.__cause__, (
+                        db_exception.DBDuplicateEntry, db_exception.DBDeadlock,
+                        sa.exc.IntegrityError)):
                     raise
         raise AssertionError("unreachable")
 
@@ -516,7 +514,7 @@ class SQLStore(Store):
             raise exception.StoreInUse(
                 holder=(f"{holder[0] or 'a client'} from {holder[1] or 'a local socket'}"
                         if holder else "unknown"), where=self.where)
-        return _releasing(connection, "SELECT pg_advisory_unlock(:k)", {"k": key})
+        return lambda: _release(connection, "SELECT pg_advisory_unlock(:k)", {"k": key})
 
     def _mysql_lock(self, connection: sa.Connection) -> Callable[[], None]:
         try:
@@ -534,28 +532,22 @@ class SQLStore(Store):
         if got != 1:
             raise exception.StoreInUse(holder=f"a client from {holder or 'unknown'}",
                                        where=self.where)
-        return _releasing(connection, "SELECT RELEASE_LOCK(:n)", {"n": name})
+        return lambda: _release(connection, "SELECT RELEASE_LOCK(:n)", {"n": name})
 
 
-def _releasing(connection: sa.Connection, unlock: str,
-               params: dict[str, Any]) -> Callable[[], None]:
-    """The close of a lock's connection: unlock, then close.
+def _release(connection: sa.Connection, unlock: str, params: dict[str, Any]) -> None:
+    """Unlock, then close the lock's connection for good (not back to the pool).
 
-    Closing alone returns the connection to the pool with the lock still held
-    (and even a real disconnect releases it only when the server notices), so
-    a relay started right after this one stopped would be refused.
+    The server would release the lock with the session anyway; unlocking first
+    frees it at once, not when the server notices the closed connection.
     """
-    def release() -> None:
-        try:
-            connection.execute(sa.text(unlock), params)
-            connection.commit()
-        except _FAILURES as err:
-            LOG.warning("single-relay lock not released (%s); the server releases it "
-                        "when the connection ends", reason(err))
-        finally:
-            connection.invalidate()
-            connection.close()
-    return release
+    try:
+        connection.execute(sa.text(unlock), params)
+        connection.commit()
+    except _FAILURES as err:  # the session is gone, and the lock with it
+        LOG.debug("single-relay lock: unlock failed (%s)", reason(err))
+    connection.invalidate()
+    connection.close()
 
 
 # A fixed 64-bit key: advisory locks are per database, so one key is enough.
@@ -564,25 +556,3 @@ _LOCK_KEY = zlib.crc32(b"alarm-relay single relay") | (0x616c << 32)
 
 def _quote(text: str) -> str:
     return text.replace("'", "''")[:60]
-
-
-def flock(database: str, me: str, where: str) -> Callable[[], None]:
-    """Hold an exclusive ``flock`` on ``database + '.lock'`` (its content names the holder).
-
-    :raises StoreInUse: another process holds it
-    """
-    fd = os.open(f"{database}.lock", os.O_RDWR | os.O_CREAT, 0o640)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        holder = os.read(fd, 200).decode(errors="replace").strip() or "unknown"
-        os.close(fd)
-        raise exception.StoreInUse(holder=holder, where=where) from None
-    except BaseException:
-        os.close(fd)
-        raise
-    os.ftruncate(fd, 0)
-    os.write(fd, me.encode())
-    return lambda: os.close(fd)
-
-

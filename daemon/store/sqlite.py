@@ -53,7 +53,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from oslo_log import log
 
 from daemon import exception, telemetry
@@ -73,6 +72,46 @@ MIN_EVENT_BYTES = 16 * 1024
 # Rows deleted per DELETE statement (SQLite's default limit on host
 # parameters is 32766; stay well below it).
 _ACK_CHUNK = 500
+
+# A new file's schema at migration.HEAD, as the migrations make it on SQLite
+# (tests/unit/store/test_migration.py compares the two): creating it with
+# sqlite3 keeps SQLAlchemy and alembic out of a single relay's first start.
+_NEW_FILE_SCHEMA = (
+    """CREATE TABLE alembic_version (
+        version_num VARCHAR(32) NOT NULL,
+        CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))""",
+    """CREATE TABLE outbox (
+        seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        event_id VARCHAR(64) NOT NULL,
+        event_type VARCHAR(64) NOT NULL,
+        alarm_id VARCHAR(255) NOT NULL,
+        sequence INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE NOT NULL,
+        unit VARCHAR(255) DEFAULT '' NOT NULL,
+        CONSTRAINT uq_outbox_event_id UNIQUE (event_id))""",
+    """CREATE TABLE lifecycle_state (
+        "key" VARCHAR(255) NOT NULL,
+        record TEXT NOT NULL,
+        unit VARCHAR(255) DEFAULT '' NOT NULL,
+        CONSTRAINT pk_lifecycle_state PRIMARY KEY ("key"))""",
+    "CREATE INDEX ix_outbox_unit_seq ON outbox (unit, seq)",
+    "CREATE INDEX ix_lifecycle_state_unit ON lifecycle_state (unit)",
+    """CREATE TABLE units (
+        unit VARCHAR(255) NOT NULL,
+        owner VARCHAR(255) NOT NULL,
+        epoch INTEGER NOT NULL,
+        updated_at DOUBLE NOT NULL,
+        CONSTRAINT pk_units PRIMARY KEY (unit))""",
+    """CREATE TABLE inbox (
+        id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        unit VARCHAR(255) NOT NULL,
+        cluster VARCHAR(255) NOT NULL,
+        source_url TEXT NOT NULL,
+        alerts TEXT NOT NULL,
+        received_at DOUBLE NOT NULL)""",
+    "CREATE INDEX ix_inbox_unit_id ON inbox (unit, id)",
+)
 
 _PENDING = "SELECT seq, event_id, event_type, alarm_id, sequence, payload FROM outbox"
 
@@ -143,7 +182,12 @@ class SQLiteStore(Store):
                 raise sqlite3.DatabaseError(
                     f"{self.path} has schema version {version}, newer than "
                     f"this relay's {migration.SQLITE_USER_VERSION}")
-            self._migrate()
+            revision = self._revision(db)
+            if revision is None and not db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
+                self._create(db)
+            elif revision != migration.HEAD:
+                self._migrate()
             self._depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         except BaseException:
             db.close()
@@ -151,8 +195,33 @@ class SQLiteStore(Store):
         self._db = db
         LOG.info("outbox %s opened with %d unsent events", self.path, self._depth)
 
+    @staticmethod
+    def _revision(db: sqlite3.Connection) -> str | None:
+        try:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:  # no such table: new, or written by release 1
+            return None
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """A new, empty file: the schema at :data:`migration.HEAD`, in one transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _NEW_FILE_SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO alembic_version (version_num) VALUES (?)",
+                       (migration.HEAD,))
+            db.execute(f"PRAGMA user_version={migration.SQLITE_USER_VERSION:d}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
     def _migrate(self) -> None:
         """Create the tables, or upgrade a file of an earlier release (alembic)."""
+        import sqlalchemy.exc
+
         from daemon.store.sql import create_engine
 
         engine = create_engine(f"sqlite:///{self.path}", max_retries=0)
@@ -171,7 +240,7 @@ class SQLiteStore(Store):
 
         :raises StoreInUse: another relay runs on this state file
         """
-        from daemon.store.sql import flock
+        from daemon.store.lock import flock
 
         if self._unlock is None:
             self._unlock = flock(self.path, f"alarm-relay on {socket.gethostname()} "
