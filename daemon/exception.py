@@ -100,3 +100,9 @@ class WatcherError(AlarmRelayError):
         super().__init__(message, **kwargs)
         self.recoverable = recoverable
         self.reason = reason
+
+
+class CoordinationError(AlarmRelayError):
+    """The tooz coordination backend did not answer; the units owned stay owned (fencing)."""
+
+    msg_fmt = "coordination backend: %(problem)s"

@@ -17,6 +17,7 @@ from daemon import exception, tls
 from daemon.conf import (
     aetos_client,
     alertmanager,
+    coordination,
     datasources,
     default,
     lifecycle,
@@ -43,6 +44,7 @@ GROUP_MODULES = (
     service_credentials,
     prometheus_client,
     publisher,
+    coordination,
     watcher_bridge,
     watcher_client,
 )
