@@ -40,12 +40,54 @@ from daemon.lifecycle import LifecycleTracker
 from daemon.pipeline.transformer import Transformer
 from daemon.publish import Dispatcher, Notifier
 from daemon.sources import AlertmanagerPoller, WebhookReceiver
-from daemon.store import store_from_conf
+from daemon.store import Store, hold_single_relay_lock, store_from_conf
 from daemon.systemd import sd_notify
 
-__all__ = ["Relay", "RelayService", "run_forever"]
+__all__ = ["Relay", "RelayService", "check_store", "open_store", "run_forever"]
 
 LOG = log.getLogger(__name__)
+
+
+def open_store(conf: cfg.ConfigOpts, *, coordinated: bool) -> Store:
+    """The configured store, open; without coordination, held by this relay alone.
+
+    Blocking: run it in the DB executor.
+
+    :param coordinated: ``[coordination] backend_url`` is set (several relays
+        share the database, fenced); otherwise the single-relay lock is taken
+    :raises SchemaMismatch: a shared database's schema is behind (``db sync``)
+    :raises StoreInUse: another relay without coordination uses the database
+    :raises StoreError: the database cannot be reached
+    """
+    store = store_from_conf(conf)
+    store.open()
+    if not coordinated:
+        try:
+            hold_single_relay_lock(store)
+        except BaseException:
+            store.close()
+            raise
+    return store
+
+
+def check_store(conf: cfg.ConfigOpts, *, coordinated: bool) -> None:
+    """Before the worker is forked: refuse to start on a store it could not use.
+
+    Opens and closes the store (upgrading the embedded file), so a schema that
+    is behind or a database another relay holds stops the daemon with one line
+    and a non-zero exit, instead of a worker the launcher restarts forever.
+
+    :raises SchemaMismatch, StoreInUse, StoreError: as :func:`open_store`
+    """
+    if not conf.database.connection:
+        pathlib.Path(conf.state_dir).mkdir(0o750, parents=True, exist_ok=True)
+    try:
+        store = open_store(conf, coordinated=coordinated)
+    except exception.AlarmRelayError:
+        raise
+    except Exception as err:  # sqlite3 or OS errors of the embedded file
+        raise exception.StoreError(problem=f"{conf.state_dir}: {err}") from err
+    store.close()
 
 class Relay:
     """The asyncio side of the daemon: builds every stage, runs it, drains it.
@@ -121,8 +163,7 @@ class Relay:
     async def _build(self, publishers: concurrent.futures.Executor) -> web.AppRunner | None:
         conf, loop = self.conf, asyncio.get_running_loop()
         await loop.run_in_executor(self._db, pathlib.Path(conf.state_dir).mkdir, 0o750, True, True)
-        store = store_from_conf(conf)
-        await loop.run_in_executor(self._db, store.open)
+        store = await loop.run_in_executor(self._db, lambda: open_store(conf, coordinated=False))
         self._closers.append(lambda: loop.run_in_executor(self._db, store.close))
         compiled = await loop.run_in_executor(self._db, load_mapping_or_last_good, conf)
         resolver = build_resolver(conf, executor=self._auth)
