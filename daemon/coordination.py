@@ -152,6 +152,7 @@ class Coordinator:
             1, thread_name_prefix="alarm-relay-tooz")
         self.members: frozenset[str] = frozenset()
         self.healthy = False
+        self._stopped = False
         self._problem: str | None = None
 
     async def start(self) -> None:
@@ -186,6 +187,9 @@ class Coordinator:
 
     async def stop(self) -> None:
         """Leave the group (the others take over at once) and disconnect. Idempotent."""
+        if self._stopped:
+            return
+        self._stopped = True
         try:
             await self._call(self._leave)
         except exception.CoordinationError as err:

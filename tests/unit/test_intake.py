@@ -190,11 +190,11 @@ async def test_a_failed_store_rebuilds_the_tracker_and_nothing_is_lost(store, db
     put = store.put
     calls = []
 
-    def failing_put(events, states=()):
+    def failing_put(events, states=(), **kwargs):
         calls.append(len(events))
         if len(calls) == 1:
             raise OSError("disk full")
-        return put(events, states)
+        return put(events, states, **kwargs)
 
     store.put = failing_put
     with pytest.raises(OSError):
