@@ -243,6 +243,32 @@ class Intake:
         telemetry.ALERTS_TRACKED.set(self.tracked)
         return tracker.tracked
 
+    async def verify(self, name: str) -> bool:
+        """Is ``name`` still ours? An empty write fenced with its epoch says.
+
+        The ownership stage asks at every check, so a relay that was paused or
+        cut off learns it lost a unit even when it has nothing to write.
+
+        :returns: False when the unit is not owned here (any more); a fenced
+            write is counted and the unit dropped
+        :raises StoreError: the database did not answer (the unit is kept)
+        """
+        unit = self._units.get(name)
+        if unit is None:
+            return False
+        if unit.fence is None:
+            return True
+        async with unit.lock:
+            if self._units.get(name) is not unit:
+                return False
+            try:
+                await self._db(functools.partial(self._store.put, [], (), unit=name,
+                                                 fence=unit.fence))
+            except exception.FencedWrite as err:
+                self._fenced(name, unit, err)
+                return False
+        return True
+
     async def release(self, unit: str) -> None:
         """Stop owning ``unit``: an observation being stored for it finishes first."""
         held = self._units.get(unit)

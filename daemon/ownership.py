@@ -8,8 +8,10 @@ Every ``[coordination] check_interval`` seconds the stage reads the live members
 - claims each unit newly assigned here (``Store.claim``: the unit's epoch goes up by
   one and becomes the fencing token of every write for it), then hands it to the
   intake (load its state, track it) and the dispatcher (publish its backlog);
-- gives up each unit assigned elsewhere, or claimed by another relay since (the
-  database says so: a later epoch under another member).
+- gives up each unit assigned elsewhere;
+- checks each unit it owns with an empty write fenced with its epoch (``verify``):
+  a unit claimed by another relay since is refused, counted as a fenced write, and
+  stepped down from, even when this relay had nothing else to write.
 
 When the coordination backend does not answer, nothing is claimed and the units
 owned stay owned as long as the database's fencing says so: a write refused with
@@ -54,6 +56,9 @@ class Ownership:
     :param on_release: awaited with a unit given up
     :param on_change: called with the set of units owned after every change (the
         dispatcher's filter)
+    :param verify: awaited with a unit owned: False when a fenced write says another
+        relay claimed it (the intake's :meth:`~daemon.intake.Intake.verify`, which
+        then calls :meth:`fenced`)
     """
 
     def __init__(self, coordinator: Coordinator, store: Store, *,
@@ -61,7 +66,8 @@ class Ownership:
                  check_interval: float,
                  on_take: Callable[[str, int], Awaitable[Any]],
                  on_release: Callable[[str], Awaitable[Any]],
-                 on_change: Callable[[frozenset[str]], None] = lambda units: None) -> None:
+                 on_change: Callable[[frozenset[str]], None] = lambda units: None,
+                 verify: Callable[[str], Awaitable[bool]] | None = None) -> None:
         self.coordinator = coordinator
         self.member_id = coordinator.member_id
         self._store = store
@@ -71,6 +77,7 @@ class Ownership:
         self._on_take = on_take
         self._on_release = on_release
         self._on_change = on_change
+        self._verify = verify
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
@@ -130,16 +137,21 @@ class Ownership:
             await self._check()
 
     async def _check(self) -> None:
+        # Fencing is the truth: a unit another relay claimed since is given up here,
+        # also while the coordination backend does not answer.
+        if self._verify is not None:
+            for unit in list(self.owned):
+                try:
+                    await self._verify(unit)
+                except exception.AlarmRelayError as err:
+                    LOG.warning("Ownership check of unit %s skipped, the database did not "
+                                "answer: %s", unit, err)
+                    return
         try:
             self.owners = await self._db(self._store.owners)
         except exception.AlarmRelayError as err:
             LOG.warning("Ownership check skipped, the database did not answer: %s", err)
             return
-        # The database is the truth: a unit claimed by another relay since is lost.
-        for unit, epoch in list(self.owned.items()):
-            owner, current = self.owners.get(unit, (self.member_id, epoch))
-            if (owner, current) != (self.member_id, epoch):
-                await self._give_up(unit, "lost", f"claimed by {owner} at epoch {current}")
         try:
             members = await self.coordinator.refresh()
         except exception.CoordinationError:

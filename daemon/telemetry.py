@@ -102,7 +102,7 @@ OWNED_UNITS = Gauge(
 OWNERSHIP_CHANGES = Counter(
     "alarm_relay_ownership_changes_total",
     "Units this relay took or gave up, by change (taken, released: rebalanced or "
-    "stopping, lost: claimed by another relay, fenced: a write was refused).",
+    "stopping, fenced: a write refused because another relay claimed it).",
     ["change"], registry=REGISTRY)
 FENCED_WRITES = Counter(
     "alarm_relay_fenced_writes_total",
