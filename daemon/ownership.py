@@ -14,7 +14,10 @@ Every ``[coordination] check_interval`` seconds the stage reads the live members
   stepped down from, even when this relay had nothing else to write.
 
 When the coordination backend does not answer, nothing is claimed and the units
-owned stay owned as long as the database's fencing says so: a write refused with
+owned stay owned as long as the database's fencing says so. When it answers again
+(a restarted Redis has forgotten every member), units recorded under another relay
+are not claimed for ``settle`` seconds (the lease), so that the relays that own
+them have rejoined first and nothing moves for nothing: a write refused with
 :class:`~daemon.exception.FencedWrite` (another relay claimed the unit) makes the
 intake drop the unit at once and this stage step down from it. No unit gets two
 owners that can both write.
@@ -56,6 +59,8 @@ class Ownership:
     :param on_release: awaited with a unit given up
     :param on_change: called with the set of units owned after every change (the
         dispatcher's filter)
+    :param settle: seconds after the backend answers again during which no unit
+        recorded under another relay is claimed (``[coordination] lease``)
     :param verify: awaited with a unit owned: False when a fenced write says another
         relay claimed it (the intake's :meth:`~daemon.intake.Intake.verify`, which
         then calls :meth:`fenced`)
@@ -67,7 +72,8 @@ class Ownership:
                  on_take: Callable[[str, int], Awaitable[Any]],
                  on_release: Callable[[str], Awaitable[Any]],
                  on_change: Callable[[frozenset[str]], None] = lambda units: None,
-                 verify: Callable[[str], Awaitable[bool]] | None = None) -> None:
+                 verify: Callable[[str], Awaitable[bool]] | None = None,
+                 settle: float = 0.0) -> None:
         self.coordinator = coordinator
         self.member_id = coordinator.member_id
         self._store = store
@@ -78,6 +84,9 @@ class Ownership:
         self._on_release = on_release
         self._on_change = on_change
         self._verify = verify
+        self._settle = settle
+        self._settle_until = 0.0
+        self._backend_down = False
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
@@ -152,11 +161,17 @@ class Ownership:
         except exception.AlarmRelayError as err:
             LOG.warning("Ownership check skipped, the database did not answer: %s", err)
             return
+        loop = asyncio.get_running_loop()
         try:
             members = await self.coordinator.refresh()
         except exception.CoordinationError:
             # Keep what the database still says is ours; claim nothing.
+            self._backend_down = True
             return
+        if self._backend_down:
+            self._backend_down = False
+            self._settle_until = loop.time() + self._settle
+        settling = loop.time() < self._settle_until
         previous = {unit: owner for unit, (owner, _) in self.owners.items()}
         target = assign(self._units, members, previous)
         for unit in sorted(self.owned):
@@ -164,8 +179,11 @@ class Ownership:
             if owner != self.member_id:
                 await self._give_up(unit, "released", f"assigned to {owner}")
         for unit in sorted(u for u, m in target.items() if m == self.member_id):
-            if unit not in self.owned:
-                await self._take(unit, previous.get(unit))
+            if unit in self.owned:
+                continue
+            if settling and previous.get(unit) not in (None, self.member_id):
+                continue  # its owner may not have rejoined yet
+            await self._take(unit, previous.get(unit))
 
     async def _take(self, unit: str, previous: str | None) -> None:
         try:

@@ -222,7 +222,7 @@ class Relay:
             coordinator, store, db_executor=self._db, units=self.intake.units(),
             check_interval=conf.check_interval, on_take=self.intake.take,
             on_release=self.intake.release, on_change=self.dispatcher.set_units,
-            verify=self.intake.verify)
+            verify=self.intake.verify, settle=conf.lease)
         self._closers.insert(0, coordinator.stop)
         await self.ownership.start()
         LOG.info("Coordinated as %s: %d units, %d owned here (%s), %d members",
