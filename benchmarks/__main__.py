@@ -57,6 +57,9 @@ BENCHES = [
           "poll cycle (fetch, parse, diff) vs fetch + json.loads"),
     Bench("publish", "bench_publish.py", (), ("--events", "5000", "--rounds", "1"), 300,
           "outbox -> RabbitMQ vs raw confirmed publishes"),
+    Bench("publish-postgresql", "bench_publish.py", ("--store", "postgresql"),
+          ("--store", "postgresql", "--events", "5000", "--rounds", "1"), 300,
+          "outbox in a shared PostgreSQL database -> RabbitMQ vs raw confirmed publishes"),
     Bench("e2e", "bench_e2e.py", (), ("--webhook", "200", "--poll", "50", "--floor", "50"), 360,
           "end-to-end latency, webhook and poll paths"),
     Bench("storm", "bench_storm.py", (), ("--alerts", "10000"), 420,
@@ -258,6 +261,23 @@ def rows_publish(f: dict, _all: dict) -> list[Row]:
     return rows
 
 
+def rows_publish_postgresql(f: dict, _all: dict) -> list[Row]:
+    eps, raw = f.get("outbox_eps"), f.get("raw_eps")
+    ratio, median = f.get("ratio"), f.get("ratio_median")
+    worst = min(r for r in (ratio, median) if r is not None) if ratio is not None else None
+    rows = [("publish-postgresql",
+             f"outbox in PostgreSQL -> broker, {f.get('threads', '?')} threads (events/s)",
+             _n(eps), f"raw confirmed publishes {_n(raw)}", _n(ratio, "{:.2f}x"), ">= 0.8x",
+             _met(None if worst is None else worst >= 0.8))]
+    if median is not None:
+        rows.append(("publish-postgresql", "  median of the per-round ratios",
+                     _n(median, "{:.2f}x"), "same round's raw rate", _n(median, "{:.2f}x"),
+                     ">= 0.8x", _met(median >= 0.8)))
+    rows.append(("publish-postgresql", "  outbox put into PostgreSQL (events/s)",
+                 _n(f.get("outbox_put_eps")), "", "", "(informative)", "n/a"))
+    return rows
+
+
 def rows_e2e(f: dict, _all: dict) -> list[Row]:
     out = []
     floor = f.get("bus_floor", {}).get("receive", {})
@@ -327,7 +347,8 @@ def rows_startup(f: dict, _all: dict) -> list[Row]:
 
 
 ROWS: dict[str, Callable[[dict, dict], list[Row]]] = {
-    "transform": rows_transform, "poll": rows_poll, "publish": rows_publish, "e2e": rows_e2e,
+    "transform": rows_transform, "poll": rows_poll, "publish": rows_publish,
+    "publish-postgresql": rows_publish_postgresql, "e2e": rows_e2e,
     "storm": rows_storm, "memory": rows_memory, "startup": rows_startup,
 }
 

@@ -136,6 +136,8 @@ class _Unit:
     tracker: LifecycleTracker
     fence: int | None = None
     lock: asyncio.Lock = dataclasses.field(default_factory=asyncio.Lock)
+    # A store failure left the tracker ahead of the store and the rebuild failed too.
+    stale: bool = False
 
 
 class Intake:
@@ -285,8 +287,10 @@ class Intake:
         """One poll cycle of a cluster (the poller's ``on_result``).
 
         Observed for the cluster's units owned here, each with the alerts of
-        its partition. A full outbox is logged and the result dropped:
-        Alertmanager still holds the alerts, and the next poll brings them again.
+        its partition. A full outbox or a store that fails (database
+        unreachable) is logged and the result dropped: Alertmanager still holds
+        the alerts, the next poll brings them again, and nothing is resolved
+        meanwhile.
         """
         if any(replica.ok for replica in result.replicas):
             self._answered[result.cluster] = True
@@ -297,7 +301,7 @@ class Intake:
             try:
                 await self._observe(name,
                                     lambda tracker, now, r=part: tracker.observe_poll(r, now))
-            except exception.OutboxFull as err:
+            except (exception.OutboxFull, exception.StoreError) as err:
                 LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
                 return
             except (exception.FencedWrite, _NotOwned):
@@ -325,7 +329,8 @@ class Intake:
 
         :raises OutboxFull: no room, or the relay is stopping (the receiver
             answers 503 and Alertmanager retries)
-        :raises StoreError: the database failed (Alertmanager retries)
+        :raises StoreError: the database failed; nothing was stored (503: Alertmanager
+            retries)
         """
         if not self.accepting:
             raise exception.OutboxFull(depth=-1, limit=-1, message="relay is stopping")
@@ -386,7 +391,7 @@ class Intake:
         for name in list(self._units):
             try:
                 await self._observe(name, lambda tracker, now: tracker.expire(now))
-            except exception.OutboxFull as err:
+            except (exception.OutboxFull, exception.StoreError) as err:
                 LOG.warning("Expiry check of unit %s postponed, %s", name, err)
             except (exception.FencedWrite, _NotOwned):
                 continue
@@ -424,6 +429,9 @@ class Intake:
         async with unit.lock:
             if self._units.get(name) is not unit:
                 raise _NotOwned(name)
+            if unit.stale:
+                unit.tracker = await self._rebuild(name, unit.cluster)
+                unit.stale = False
             await self._db(self._store.check_room)
             tracker = unit.tracker
             transitions = observe(tracker, utcnow())
@@ -440,7 +448,11 @@ class Intake:
                     self._fenced(name, unit, err)
                     raise
                 except BaseException:
+                    # Until rebuilt from the store, the tracker holds transitions
+                    # never stored: the next observation must not start from it.
+                    unit.stale = True
                     unit.tracker = await self._rebuild(name, unit.cluster)
+                    unit.stale = False
                     raise
         telemetry.ALERTS_TRACKED.set(self.tracked)
 

@@ -15,24 +15,30 @@ in it is lost.
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from typing import TYPE_CHECKING
 
 from daemon import exception
 
-__all__ = ["SQLITE_USER_VERSION", "check_current", "current", "head", "upgrade"]
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from alembic.config import Config
+
+__all__ = ["HEAD", "SQLITE_USER_VERSION", "check_current", "current", "head", "upgrade"]
 
 #: ``PRAGMA user_version`` of an embedded file at :func:`head`: a release before
 #: high availability (which knows 1) refuses such a file instead of misreading it.
 SQLITE_USER_VERSION = 2
 
+#: The newest revision, written out so that opening a current embedded file needs
+#: neither alembic nor SQLAlchemy (a test checks it is :func:`head`).
+HEAD = "0002"
+
 _SCRIPT_LOCATION = "daemon.store:migrations"
 
 
 def _config(connection: sa.Connection | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", _SCRIPT_LOCATION)
     config.attributes["connection"] = connection
@@ -40,12 +46,16 @@ def _config(connection: sa.Connection | None = None) -> Config:
 
 
 def head() -> str:
-    """The newest revision this relay knows."""
+    """The newest revision this relay knows (from the migration scripts)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(_config()).get_current_head()
 
 
 def _legacy_revision(connection: sa.Connection) -> str | None:
     """The revision of tables made without alembic (an embedded file of release 1), or None."""
+    import sqlalchemy as sa
+
     inspector = sa.inspect(connection)
     if inspector.has_table("alembic_version") or not inspector.has_table("outbox"):
         return None
@@ -58,6 +68,8 @@ def current(engine: sa.Engine) -> str | None:
 
     :raises sqlalchemy.exc.SQLAlchemyError: the database cannot be read
     """
+    from alembic.runtime.migration import MigrationContext
+
     with engine.connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
         return revision or _legacy_revision(connection)
@@ -73,6 +85,9 @@ def upgrade(engine: sa.Engine, revision: str | None = None) -> tuple[str | None,
         know (a newer release wrote it)
     :raises sqlalchemy.exc.SQLAlchemyError: the database failed
     """
+    from alembic import command
+    from alembic.runtime.migration import MigrationContext
+
     target = revision or head()
     with engine.begin() as connection:
         before = MigrationContext.configure(connection).get_current_revision()
@@ -93,6 +108,8 @@ def upgrade(engine: sa.Engine, revision: str | None = None) -> tuple[str | None,
 def _known(revision: str | None, target: str) -> None:
     if revision is None or revision == target:
         return
+    from alembic.script import ScriptDirectory
+
     script = ScriptDirectory.from_config(_config())
     try:
         script.get_revision(revision)

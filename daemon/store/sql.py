@@ -49,7 +49,7 @@ from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 from daemon.store.tables import INBOX, LIFECYCLE_STATE, OUTBOX, UNITS
 
-__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "redact"]
+__all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "flock", "reason", "redact"]
 
 LOG = log.getLogger(__name__)
 
@@ -57,6 +57,8 @@ _T = TypeVar("_T")
 
 # Rows per DELETE ... IN (...) statement.
 _CHUNK = 500
+# Tries of one claim that met a concurrent first claim of the same unit.
+_CLAIM_TRIES = 5
 
 #: Engine options of oslo.db taken from [database] (``create_engine`` keywords).
 ENGINE_OPTIONS = ("sqlite_synchronous", "mysql_sql_mode", "mysql_wsrep_sync_wait",
@@ -88,7 +90,7 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     try:
         engine = engines.create_engine(url, **options)
     except _FAILURES as err:
-        raise exception.StoreError(problem=f"{redact(url)}: {_reason(err)}") from err
+        raise exception.StoreError(problem=f"{redact(url)}: {reason(err)}") from err
     if engine.dialect.name == "sqlite":
         # oslo.db already turned pysqlite's own BEGIN off and emits a deferred
         # one, which takes the write lock only at the first write: replaced.
@@ -110,7 +112,7 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     return engine
 
 
-def _reason(err: BaseException) -> str:
+def reason(err: BaseException) -> str:
     """The database's own words, on one line (without SQLAlchemy's statement dump)."""
     inner = getattr(err, "inner_exception", None) or getattr(err, "orig", None) or err
     orig = getattr(inner, "orig", None) or inner
@@ -178,7 +180,7 @@ class SQLStore(Store):
                 migration.check_current(engine)
         except _FAILURES as err:
             engine.dispose()
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         except BaseException:
             engine.dispose()
             raise
@@ -230,7 +232,7 @@ class SQLStore(Store):
             with engine.connect().execution_options(read_only=True) as connection:
                 return work(connection)
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
 
     # -- writes -----------------------------------------------------------
 
@@ -345,15 +347,18 @@ class SQLStore(Store):
                 epoch=UNITS.c.epoch + 1, **values))
             return epoch + 1
 
-        try:
-            return self._run(take)
-        except exception.StoreError as err:
-            # Two first claims of a new unit at once: the loser's INSERT met the
-            # winner's row; claiming again updates it (epoch 2).
-            if not isinstance(err.__cause__, (db_exception.DBDuplicateEntry,
-                                              sa.exc.IntegrityError)):
-                raise
-            return self._run(take)
+        for attempt in range(_CLAIM_TRIES):
+            try:
+                return self._run(take)
+            except exception.StoreError as err:
+                # Two first claims of a new unit at once: the loser's INSERT met the
+                # winner's row (or InnoDB's gap locks made it a deadlock); claiming
+                # again finds the row and updates it.
+                if attempt == _CLAIM_TRIES - 1 or not isinstance(err.__cause__, (
+                        db_exception.DBDuplicateEntry, db_exception.DBDeadlock,
+                        sa.exc.IntegrityError)):
+                    raise
+        raise AssertionError("unreachable")
 
     def owners(self) -> dict[str, tuple[str, int]]:
         """``unit -> (member, epoch)`` of every unit ever claimed."""
@@ -503,12 +508,12 @@ class SQLStore(Store):
                 {"k": key}).first()
             connection.commit()
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         if not got:
             raise exception.StoreInUse(
                 holder=(f"{holder[0] or 'a client'} from {holder[1] or 'a local socket'}"
                         if holder else "unknown"), where=self.where)
-        return connection.close  # the server releases a session lock with the session
+        return lambda: _release(connection, "SELECT pg_advisory_unlock(:k)", {"k": key})
 
     def _mysql_lock(self, connection: sa.Connection) -> Callable[[], None]:
         try:
@@ -522,11 +527,26 @@ class SQLStore(Store):
                     " WHERE p.id = IS_USED_LOCK(:n)"), {"n": name}).scalar()
             connection.commit()
         except _FAILURES as err:
-            raise exception.StoreError(problem=f"{self.where}: {_reason(err)}") from err
+            raise exception.StoreError(problem=f"{self.where}: {reason(err)}") from err
         if got != 1:
             raise exception.StoreInUse(holder=f"a client from {holder or 'unknown'}",
                                        where=self.where)
-        return connection.close
+        return lambda: _release(connection, "SELECT RELEASE_LOCK(:n)", {"n": name})
+
+
+def _release(connection: sa.Connection, unlock: str, params: dict[str, Any]) -> None:
+    """Unlock, then close the lock's connection for good (not back to the pool).
+
+    The server would release the lock with the session anyway; unlocking first
+    frees it at once, not when the server notices the closed connection.
+    """
+    try:
+        connection.execute(sa.text(unlock), params)
+        connection.commit()
+    except _FAILURES as err:  # the session is gone, and the lock with it
+        LOG.debug("single-relay lock: unlock failed (%s)", reason(err))
+    connection.invalidate()
+    connection.close()
 
 
 # A fixed 64-bit key: advisory locks are per database, so one key is enough.

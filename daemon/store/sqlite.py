@@ -53,7 +53,6 @@ import time
 from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
-import sqlalchemy.exc
 from oslo_log import log
 
 from daemon import exception, telemetry
@@ -143,7 +142,8 @@ class SQLiteStore(Store):
                 raise sqlite3.DatabaseError(
                     f"{self.path} has schema version {version}, newer than "
                     f"this relay's {migration.SQLITE_USER_VERSION}")
-            self._migrate()
+            if self._revision(db) != migration.HEAD:
+                self._migrate()
             self._depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         except BaseException:
             db.close()
@@ -151,8 +151,18 @@ class SQLiteStore(Store):
         self._db = db
         LOG.info("outbox %s opened with %d unsent events", self.path, self._depth)
 
+    @staticmethod
+    def _revision(db: sqlite3.Connection) -> str | None:
+        try:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:  # no such table: new, or written by release 1
+            return None
+        return None if row is None else row[0]
+
     def _migrate(self) -> None:
         """Create the tables, or upgrade a file of an earlier release (alembic)."""
+        import sqlalchemy.exc
+
         from daemon.store.sql import create_engine
 
         engine = create_engine(f"sqlite:///{self.path}", max_retries=0)

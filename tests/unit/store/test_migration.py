@@ -60,3 +60,19 @@ def test_migrations_are_found_from_any_working_directory(tmp_path):
         [sys.executable, "-c", "from daemon.store import migration; print(migration.head())"],
         cwd="/", capture_output=True, text=True, check=True)
     assert out.stdout.strip() == migration.head()
+
+
+def test_the_written_out_head_is_the_scripts_head():
+    assert migration.HEAD == migration.head()
+
+
+def test_a_single_relay_imports_neither_sqlalchemy_nor_alembic(tmp_path):
+    code = ("import sys; from daemon.store import SQLiteStore\n"
+            f"s = SQLiteStore({str(tmp_path / 's.sqlite')!r}, max_events=5); s.open(); s.close()\n"
+            f"s = SQLiteStore({str(tmp_path / 's.sqlite')!r}, max_events=5); "
+            "sys.modules.pop('sqlalchemy', None); sys.modules.pop('alembic', None)\n"
+            "s.open(); s.close(); import daemon.service\n"
+            "print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
