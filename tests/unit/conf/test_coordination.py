@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pathlib
+
+import pytest
 from oslo_config import cfg
 
 from daemon import conf as relay_conf
+from daemon import exception
 from daemon.conf import coordination
 
 
@@ -36,3 +40,15 @@ def test_values_are_read(tmp_path):
                             "lease = 5\ncheck_interval = 0.5\n").coordination
     assert (group.backend_url, group.partitions, group.lease, group.check_interval) == (
         "redis://h:6379", 3, 5.0, 0.5)
+
+
+def test_coordination_needs_a_shared_database(tmp_path):
+    mapping = pathlib.Path(__file__).resolve().parents[3] / "etc" / "alarm-relay" / "mappings.yaml"
+    conf = _conf(tmp_path, f"[DEFAULT]\nstate_dir = {tmp_path / 'state'}\n"
+                           f"[mapping]\npath = {mapping}\n"
+                           "[coordination]\nbackend_url = redis://:s3cret@h:6379\n")
+    relay_conf.set_defaults(conf)
+    with pytest.raises(exception.ConfigError) as err:
+        relay_conf.validate(conf)
+    assert "[coordination] backend_url: several relays need a shared [database]" in str(err.value)
+    assert "s3cret" not in str(err.value)
