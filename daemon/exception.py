@@ -138,3 +138,9 @@ class StoreInUse(AlarmRelayError):
 
     msg_fmt = ("another relay (%(holder)s) already uses database %(where)s; several relays "
                "on one database need [coordination] backend_url")
+
+
+class CoordinationError(AlarmRelayError):
+    """The tooz coordination backend did not answer; the units owned stay owned (fencing)."""
+
+    msg_fmt = "coordination backend: %(problem)s"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import pathlib
 import threading
 import time
@@ -33,10 +34,12 @@ from oslo_service import service
 
 from daemon import api, exception, tls
 from daemon.conf import alertmanager as alertmanager_conf
+from daemon.coordination import Coordinator
 from daemon.datasources import build_resolver
 from daemon.intake import Intake
 from daemon.last_good import load_mapping_or_last_good
 from daemon.lifecycle import LifecycleTracker
+from daemon.ownership import Ownership
 from daemon.pipeline.transformer import Transformer
 from daemon.publish import Dispatcher, Notifier
 from daemon.sources import AlertmanagerPoller, WebhookReceiver
@@ -107,6 +110,7 @@ class Relay:
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.intake: Intake | None = None
         self.dispatcher: Dispatcher | None = None
+        self.ownership: Ownership | None = None
         self.pollers: dict[str, AlertmanagerPoller] = {}
         self.listen_port: int | None = None
 
@@ -120,6 +124,15 @@ class Relay:
         else:
             checks.update({f"alertmanager_answered:{name}": ok for name, ok in answered.items()})
         return checks
+
+    def details(self) -> dict[str, Any]:
+        """What ``/readyz`` shows besides its checks: the coordination, with several relays.
+
+        A standby (no unit owned) is ready: it takes webhooks for the inbox.
+        """
+        if self.ownership is None:
+            return {}
+        return {"coordination": self.ownership.details()}
 
     def request_stop(self) -> None:
         """Ask the loop to drain and stop; safe from any thread."""
@@ -163,7 +176,9 @@ class Relay:
     async def _build(self, publishers: concurrent.futures.Executor) -> web.AppRunner | None:
         conf, loop = self.conf, asyncio.get_running_loop()
         await loop.run_in_executor(self._db, pathlib.Path(conf.state_dir).mkdir, 0o750, True, True)
-        store = await loop.run_in_executor(self._db, lambda: open_store(conf, coordinated=False))
+        coordinated = bool(conf.coordination.backend_url)
+        store = await loop.run_in_executor(
+            self._db, lambda: open_store(conf, coordinated=coordinated))
         self._closers.append(lambda: loop.run_in_executor(self._db, store.close))
         compiled = await loop.run_in_executor(self._db, load_mapping_or_last_good, conf)
         resolver = build_resolver(conf, executor=self._auth)
@@ -175,22 +190,49 @@ class Relay:
         self._closers.insert(0, lambda: loop.run_in_executor(publishers, notifier.close))
         self.dispatcher = Dispatcher(store, notifier, db_executor=self._db,
                                      publish_executor=publishers,
-                                     threads=conf.publisher.publish_threads)
+                                     threads=conf.publisher.publish_threads,
+                                     units=frozenset() if coordinated else None)
         clusters = alertmanager_conf.clusters(conf)
         self.intake = Intake(
             clusters=[c.name for c in clusters],
             make_tracker=lambda name: LifecycleTracker.from_conf(conf, cluster=name),
             store=store, db_executor=self._db, on_stored=self.dispatcher.wake,
-            transformer=Transformer.from_conf(conf, compiled, [r for r in [resolver] if r]))
+            transformer=Transformer.from_conf(conf, compiled, [r for r in [resolver] if r]),
+            coordinated=coordinated, partitions=conf.coordination.partitions,
+            on_fenced=self._on_fenced)
         await self.intake.restore()
-        LOG.info("State restored: %d alarms tracked, %d events waiting in the outbox",
-                 self.intake.tracked, await loop.run_in_executor(self._db, store.depth))
+        if coordinated:
+            await self._coordinate(store)
+        else:
+            LOG.info("State restored: %d alarms tracked, %d events waiting in the outbox",
+                     self.intake.tracked, await loop.run_in_executor(self._db, store.depth))
         for cluster in clusters:
             poller = AlertmanagerPoller.from_conf(conf, self.intake.on_poll, cluster)
             await poller.start()
             self._closers.insert(0, poller.close)
             self.pollers[cluster.name] = poller
         return await self._serve_http() if conf.webhook.enabled else None
+
+    async def _coordinate(self, store: Store) -> None:
+        """Join the group and take the units assigned here ([coordination] backend_url)."""
+        conf = self.conf.coordination
+        member_id = f"{self.conf.host}-{os.getpid()}"
+        coordinator = Coordinator(conf.backend_url, member_id, lease=conf.lease)
+        self.ownership = Ownership(
+            coordinator, store, db_executor=self._db, units=self.intake.units(),
+            check_interval=conf.check_interval, on_take=self.intake.take,
+            on_release=self.intake.release, on_change=self.dispatcher.set_units,
+            verify=self.intake.verify, settle=conf.lease)
+        self._closers.insert(0, coordinator.stop)
+        await self.ownership.start()
+        LOG.info("Coordinated as %s: %d units, %d owned here (%s), %d members",
+                 member_id, len(self.intake.units()), len(self.ownership.owned),
+                 ", ".join(sorted(self.ownership.owned)) or "standby",
+                 len(coordinator.members))
+
+    def _on_fenced(self, unit: str) -> None:
+        if self.ownership is not None:
+            self.ownership.fenced(unit)
 
     async def _serve_http(self) -> web.AppRunner:
         conf = self.conf
@@ -199,7 +241,8 @@ class Relay:
             await self.intake.on_webhook(alerts, source_url, cluster)
             self.pollers[cluster].poll_now()  # the poll confirms what the delivery said
 
-        app = api.build_app(max_body_size=conf.webhook.max_body_size, readiness=self.readiness)
+        app = api.build_app(max_body_size=conf.webhook.max_body_size, readiness=self.readiness,
+                            details=self.details)
         WebhookReceiver.from_conf(conf, on_alerts=on_alerts).add_routes(app)
         runner, self.listen_port = await api.serve(app, conf.webhook.host, conf.webhook.port,
                                                    tls.listener_context(conf))
@@ -213,6 +256,9 @@ class Relay:
                  asyncio.create_task(intake.run_housekeeping(
                      min(p.settings.poll_interval for p in self.pollers.values())),
                      name="housekeeping")]
+        if self.ownership is not None:
+            tasks += [asyncio.create_task(self.ownership.run(), name="ownership"),
+                      asyncio.create_task(intake.run_inbox(), name="inbox")]
         limit = conf.publisher.pause_polls_above
         tasks += [asyncio.create_task(
             poller.run(self._stop, backlog=lambda: self.dispatcher.backlog(limit),
@@ -240,6 +286,8 @@ class Relay:
         empty = await self.dispatcher.drain(max(0.1, deadline - time.monotonic()))
         tasks[0].cancel()
         await asyncio.gather(tasks[0], return_exceptions=True)
+        if self.ownership is not None:
+            await self.ownership.stop()  # the others take over without waiting for the lease
         if empty:
             LOG.info("Drained: outbox empty, every event confirmed by the broker")
         else:
