@@ -249,6 +249,17 @@ def test_webhook_only_alarm_and_a_restarted_replica_use_the_clusters_endsat_lead
     assert (t.alert.name, t.reason) == ("HighCpu", "disappeared")
 
 
+def test_a_late_delivery_is_no_evidence_against_a_replica_restarted_after_the_alert_began():
+    """A delivery retried for a while can describe a replica before its restart."""
+    tr = tracker(expire_delay=0)
+    # B restarted at 55.5 (U2), after the alert began (-60); the delivery arrives at 70.
+    tr.observe_webhook([alert(ends=None)], at(70), "http://am")
+    # Both answer without it, both running since before the delivery: still no evidence
+    # from B, which may have lost it and not have been re-sent it yet.
+    assert tr.observe_poll(poll(75, (A, []), (B, [], U2)), at(75)) == []
+    assert tr.tracked == 1
+
+
 # -- replicas --------------------------------------------------------------
 
 def test_cluster_alert_on_one_replica_fires_once_resolves_when_gone():
