@@ -374,8 +374,8 @@ class PollRules(TrackerCore):
         that lead, so such a replica would list it again.  The delivery's own
         time is no evidence: Alertmanager retries a delivery for minutes, so
         one arriving now may describe a replica from before its restart.
-        Without a lead seen (no poll ever listed an alert), a replica that
-        restarted after ``startsAt`` gives no evidence.
+        Until a poll has shown a lead, ``max_resend_interval`` (an upper
+        bound on Prometheus's re-send period) stands in for it.
         """
         if set(cycle.epochs) != set(cycle.configured):
             return False
@@ -386,7 +386,8 @@ class PollRules(TrackerCore):
             if started <= alarm.alert.starts_at:
                 continue  # running since before the alert began: both in its clock
             offset = cycle.offsets.get(url, ZERO)
-            if self._lead is None or started + self._lead > cycle.now + offset - self.expire_delay:
+            lead = self._lead or self.max_resend_interval
+            if started + lead > cycle.now + offset - self.expire_delay:
                 return False  # restarted since: it may still be re-sent
         return True
 
