@@ -64,6 +64,10 @@ BENCHES = [
           "end-to-end latency, webhook and poll paths"),
     Bench("storm", "bench_storm.py", (), ("--alerts", "10000"), 420,
           "50,000 new alerts -> all events confirmed"),
+    Bench("ha-storm", "bench_ha.py", ("storm",), ("storm", "--alerts", "10000"), 1200,
+          "the storm through 3 relays on PostgreSQL (partitions 3) vs 1 relay on SQLite"),
+    Bench("ha-takeover", "bench_ha.py", ("takeover",), ("takeover", "--rounds", "3"), 480,
+          "SIGKILL of the owner -> another relay owns the unit, the next alert on the bus"),
     Bench("memory", "bench_memory.py", (), ("--alerts", "20000", "--trace-alerts", "2000"), 360,
           "resident memory per tracked alert"),
     Bench("startup", "bench_startup.py", (), ("--runs", "3"), 240,
@@ -329,6 +333,55 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
     return out
 
 
+def rows_ha_storm(f: dict, _all: dict) -> list[Row]:
+    n = f.get("alerts", 0)
+    ha, base = f.get("ha") or {}, f.get("baseline") or {}
+    shares = " / ".join(_n(s * 100 if s is not None else None, "{:.0f}%")
+                        for s in ha.get("share_per_relay") or [])
+    rate_ratio = (ha["eps"] / base["eps"] if ha.get("eps") and base.get("eps") else None)
+    return [
+        ("ha-storm", f"{n:,} new alerts, 3 relays on PostgreSQL, partitions 3 -> all "
+         "confirmed (s)", _n(ha.get("confirmed_s"), "{:.1f}"),
+         f"1 relay on SQLite {_n(base.get('confirmed_s'), '{:.1f}')}",
+         _n(f.get("ratio"), "{:.2f}x"), f"{n:,} firing, none twice", _met(f.get("exact"))),
+        ("ha-storm", "  alerts per second, first POST -> last confirm", _n(ha.get("eps")),
+         f"1 relay {_n(base.get('eps'))}", _n(rate_ratio, "{:.2f}x"), "-", "n/a"),
+        ("ha-storm", "  every transition decided (s)", _n(ha.get("decided_s"), "{:.1f}"),
+         f"1 relay {_n(base.get('decided_s'), '{:.1f}')}", "-", "-", "n/a"),
+        ("ha-storm", "  share of the events published by each relay", shares or "-", "-",
+         "-", "each 20-45%", _met(bool(ha.get("share_per_relay")) and all(
+             s is not None and 0.20 <= s <= 0.45 for s in ha["share_per_relay"]))),
+    ]
+
+
+def rows_ha_takeover(f: dict, _all: dict) -> list[Row]:
+    def pair(key: str) -> str:
+        got = f.get(key) or {}
+        return f"{_n(got.get('median'), '{:.1f}')} / {_n(got.get('max'), '{:.1f}')}"
+
+    rounds = f.get("rounds", 0)
+    owner_bound, bus_bound = f.get("owner_bound_s"), f.get("bus_bound_s")
+    claimed_max = (f.get("claimed_s") or {}).get("max")
+    bus_max = (f.get("bus_s") or {}).get("max")
+    return [
+        ("ha-takeover", f"SIGKILL of the owner -> unit claimed by another, median / max of "
+         f"{rounds} (s)", pair("claimed_s"),
+         f"lease + check_interval {_n(owner_bound, '{:.0f}')}",
+         _n(claimed_max / owner_bound if claimed_max and owner_bound else None, "{:.2f}x"),
+         f"<= {_n(owner_bound, '{:.0f}')} s",
+         _met(None if claimed_max is None else claimed_max <= owner_bound)),
+        ("ha-takeover", "  -> an alert fired after the kill on the bus, median / max (s)",
+         pair("bus_s"), f"+ a poll {_n(bus_bound, '{:.0f}')}",
+         _n(bus_max / bus_bound if bus_max and bus_bound else None, "{:.2f}x"),
+         f"<= {_n(f.get('issue_bound_s'), '{:.0f}')} s", _met(f.get("target_met"))),
+        ("ha-takeover", "  -> a survivor's /readyz shows the unit, median / max (s)",
+         pair("readyz_s"), "-", "-", "-", "n/a"),
+        ("ha-takeover", "  alarms fired twice / same event_id redelivered",
+         f"{_n(f.get('alarms_fired_twice'))} / {_n(f.get('redelivered_same_event_id'))}",
+         "-", "-", "0 fired twice", _met(f.get("exact"))),
+    ]
+
+
 def rows_memory(f: dict, _all: dict) -> list[Row]:
     return [("memory", f"RSS per tracked alert at {f.get('alerts', 0):,} (bytes)",
              _n(f.get("rss_per_alert_bytes")),
@@ -349,6 +402,7 @@ def rows_startup(f: dict, _all: dict) -> list[Row]:
 ROWS: dict[str, Callable[[dict, dict], list[Row]]] = {
     "transform": rows_transform, "poll": rows_poll, "publish": rows_publish,
     "publish-postgresql": rows_publish_postgresql, "e2e": rows_e2e,
+    "ha-storm": rows_ha_storm, "ha-takeover": rows_ha_takeover,
     "storm": rows_storm, "memory": rows_memory, "startup": rows_startup,
 }
 
