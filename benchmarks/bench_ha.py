@@ -54,6 +54,7 @@ import argparse
 import contextlib
 import datetime as dt
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -188,22 +189,81 @@ def drain_queue(transport_url: str, queue: str, *, expect: int, timeout: float
 
 
 def count_events(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
-    """Event types, distinct event ids, and alarms fired more than once."""
+    """Event types, distinct event ids, alarms fired more than once (two different
+    ``event_id``s) and redeliveries (the same ``event_id`` again: allowed)."""
     types = Counter(t for t, _ in events)
-    firing = Counter(p.get("alarm_id") for t, p in events if t == "alarm.firing")
-    # the same event_id twice is an allowed redelivery; two firings of one alarm are not
-    distinct_firing_ids = {p.get("event_id") for t, p in events if t == "alarm.firing"}
+    ids: dict[str, set[str]] = {}
+    for event_type, payload in events:
+        if event_type == "alarm.firing":
+            ids.setdefault(payload.get("alarm_id", ""), set()).add(payload.get("event_id", ""))
+    distinct = sum(len(found) for found in ids.values())
     return {"messages": len(events), "event_types": dict(types),
-            "firing_alarms": len(firing),
-            "firing_event_ids": len(distinct_firing_ids),
-            "alarms_fired_twice": sum(1 for c in firing.values() if c > 1)}
+            "firing_alarms": len(ids), "firing_event_ids": distinct,
+            "alarms_fired_twice": sum(1 for found in ids.values() if len(found) > 1),
+            "redelivered_same_event_id": types.get("alarm.firing", 0) - distinct}
+
+
+def relay_report(relay: RelayProcess) -> dict[str, Any]:
+    """Ownership changes and fenced writes of a running relay, from its /metrics."""
+    try:
+        text = common.scrape(relay.url, timeout=5)
+    except Exception:  # noqa: BLE001 - a relay that does not answer reports nothing
+        return {}
+    changes = {change: int(common.metric_sum(text, "alarm_relay_ownership_changes_total",
+                                             change=change))
+               for change in ("taken", "released", "fenced")}
+    return {"ownership_changes": changes,
+            "fenced_writes": int(common.metric_sum(text, "alarm_relay_fenced_writes_total"))}
+
+
+def log_lines(relay: RelayProcess, *needles: str, limit: int = 12) -> list[str]:
+    """The relay's log lines holding any of ``needles`` (the first ``limit``), trimmed."""
+    found = [line[:300] for line in relay.log().splitlines()
+             if any(needle in line for needle in needles)]
+    return found[:limit]
 
 
 # -- storm ------------------------------------------------------------------------------
 
+class BeatWatcher(threading.Thread):
+    """Reads the TTL of each member's tooz heartbeat key (``NS_beats:MEMBER``, set to
+    ``lease`` at every heartbeat) every 0.25 s: the longest time between two heartbeats
+    (``lease`` - the lowest TTL seen) and how often the key had expired, i.e. the
+    member had dropped out of the group while it was running."""
+
+    def __init__(self, namespace: RedisNamespace, members: list[str], lease: float) -> None:
+        super().__init__(daemon=True)
+        self.client = namespace.client
+        self.keys = [f"{namespace.name}_beats:{m}" for m in members]
+        self.lease = lease
+        self.lowest = [lease] * len(members)
+        self.expired = [0] * len(members)
+        self.stop = threading.Event()
+
+    def run(self) -> None:
+        was_missing = [False] * len(self.keys)
+        while not self.stop.is_set():
+            for index, key in enumerate(self.keys):
+                try:
+                    ttl_ms = self.client.pttl(key)
+                except Exception:  # noqa: BLE001 - a slow read only loses a sample
+                    continue
+                missing = ttl_ms < 0
+                if missing and not was_missing[index]:
+                    self.expired[index] += 1
+                was_missing[index] = missing
+                if not missing:
+                    self.lowest[index] = min(self.lowest[index], ttl_ms / 1000)
+            self.stop.wait(0.25)
+
+    def report(self) -> dict[str, Any]:
+        return {"max_heartbeat_gap_s": [round(self.lease - low, 1) for low in self.lowest],
+                "heartbeat_expired": self.expired}
+
+
 def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: str,
-               workdir: Path, mapping: Path, timeout: float, ha: dict[str, str] | None
-               ) -> dict[str, Any]:
+               workdir: Path, mapping: Path, timeout: float, ha: dict[str, Any] | None,
+               keep: Path | None = None) -> dict[str, Any]:
     """One storm (live mode) through one relay (``ha`` None) or three on ``ha``'s
     database and coordination URL; returns its figures."""
     name = common.unique_name(f"bench-ha-{label}")
@@ -230,6 +290,7 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
                     workdir=workdir / f"{label}-relay-{index}", sections=sections))
             samplers: list[Sampler] = []
+            beats: BeatWatcher | None = None
             try:
                 for relay in group:
                     relay.start(wait_ready=False)
@@ -238,11 +299,16 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                 if ha:
                     found = wait_settled(group, [f"{UNIT}/{p}" for p in range(3)], timeout=90)
                     result["owners"] = {u: v[0] for u, v in found.items()}
+                    members = [readyz_coordination(relay).get("member", "?")
+                               for relay in group]
+                    beats = BeatWatcher(ha["namespace"], members, LEASE_S)
+                    beats.start()
                 samplers = [Sampler(relay.url) for relay in group]
                 for sampler in samplers:
                     sampler.start()
                 time.sleep(0.6)
                 base = [s.latest() for s in samplers]
+                before = [relay_report(relay) for relay in group] if ha else []
                 began = time.monotonic()
                 batches = post_all(am, alerts, batch)
                 result["posted_s"] = round(time.monotonic() - began, 2)
@@ -291,10 +357,36 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     result["eps"] = round(n / result["confirmed_s"])
                     span = result["confirmed_s"] - (result["first_confirmed_s"] or 0)
                     result["publish_eps"] = round(n / span) if span > 0 else None
+                if ha:
+                    after = [relay_report(relay) for relay in group]
+                    # during the storm only (the start-up's claims are not counted)
+                    result["ownership_changes_during_storm"] = [
+                        {change: count - b.get("ownership_changes", {}).get(change, 0)
+                         for change, count in a.get("ownership_changes", {}).items()}
+                        for a, b in zip(after, before, strict=True)]
+                    result["fenced_writes_during_storm"] = [
+                        a.get("fenced_writes", 0) - b.get("fenced_writes", 0)
+                        for a, b in zip(after, before, strict=True)]
+                    if beats is not None:
+                        beats.stop.set()
+                        beats.join(5)
+                        result.update(beats.report())
             finally:
                 for sampler in samplers:
                     sampler.stop.set()
+                if beats is not None:
+                    beats.stop.set()
                 stop_all(group)
+                if ha:
+                    result["ownership_log"] = [
+                        log_lines(relay, "Ownership:", "Stepping down", "fenced")
+                        for relay in group]
+                result["warnings"] = [log_lines(relay, " WARNING ", " ERROR ", limit=8)
+                                      for relay in group]
+                if keep is not None:
+                    keep.mkdir(parents=True, exist_ok=True)
+                    for index, relay in enumerate(group):
+                        shutil.copy(relay.log_path, keep / f"{label}-relay-{index}.log")
         events = drain_queue(rabbit, queue, expect=n, timeout=120)
         result.update(count_events(events))
     finally:
@@ -329,20 +421,24 @@ def run_storm(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-ha-storm-") as tmp:
         workdir = Path(tmp)
         mapping = common.write_mapping(workdir)
-        result["baseline"] = storm_once("sqlite", n=n, alerts=alerts, batch=args.batch,
-                                        rabbit=rabbit, workdir=workdir, mapping=mapping,
-                                        timeout=args.timeout, ha=None)
+        if not args.skip_baseline:
+            result["baseline"] = storm_once("sqlite", n=n, alerts=alerts, batch=args.batch,
+                                            rabbit=rabbit, workdir=workdir, mapping=mapping,
+                                            timeout=args.timeout, ha=None, keep=args.keep_logs)
         with PostgresDatabase(prefix="benchha") as database, \
                 RedisNamespace(prefix="benchha") as namespace:
             db_sync(database.url)
             ha = storm_once("ha", n=n, alerts=alerts, batch=args.batch, rabbit=rabbit,
                             workdir=workdir, mapping=mapping, timeout=args.timeout,
-                            ha={"database": database.url, "backend_url": namespace.url})
+                            ha={"database": database.url, "backend_url": namespace.url,
+                                "namespace": namespace},
+                            keep=args.keep_logs)
             ha["outbox_rows_left"] = outbox_rows(database.url)
             result["ha"] = ha
-    base_s, ha_s = result["baseline"].get("confirmed_s"), result["ha"].get("confirmed_s")
+    baseline = result.get("baseline", {"exact": True})
+    base_s, ha_s = baseline.get("confirmed_s"), result["ha"].get("confirmed_s")
     result["ratio"] = round(ha_s / base_s, 2) if base_s and ha_s else None
-    result["exact"] = bool(result["baseline"]["exact"] and result["ha"]["exact"]
+    result["exact"] = bool(baseline["exact"] and result["ha"]["exact"]
                            and result["ha"]["outbox_rows_left"] == 0)
     return result
 
@@ -542,6 +638,10 @@ def main(argv: list[str] | None = None) -> int:
     storm.add_argument("--batch", type=int, default=1000)
     storm.add_argument("--timeout", type=float, default=300.0,
                        help="seconds to wait for every event of one storm at most")
+    storm.add_argument("--skip-baseline", action="store_true",
+                       help="only the three relays (for investigating; no baseline figure)")
+    storm.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
+                       help="copy the relays' logs into DIR")
     takeover = sub.add_parser("takeover", help="takeover time after SIGKILL of the owner")
     takeover.add_argument("--rounds", type=int, default=5)
     takeover.add_argument("--timeout", type=float, default=40.0,
