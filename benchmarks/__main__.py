@@ -348,6 +348,15 @@ def rows_ha_storm(f: dict, _all: dict) -> list[Row]:
          f"1 relay {_n(base.get('eps'))}", _n(rate_ratio, "{:.2f}x"), "-", "n/a"),
         ("ha-storm", "  every transition decided (s)", _n(ha.get("decided_s"), "{:.1f}"),
          f"1 relay {_n(base.get('decided_s'), '{:.1f}')}", "-", "-", "n/a"),
+        ("ha-storm", "  alarms on the bus / fired twice / same event_id redelivered",
+         f"{_n(ha.get('firing_alarms'))} / {_n(ha.get('alarms_fired_twice'))} / "
+         f"{_n(ha.get('redelivered_same_event_id'))}",
+         f"1 relay {_n(base.get('firing_alarms'))} / {_n(base.get('alarms_fired_twice'))} / "
+         f"{_n(base.get('redelivered_same_event_id'))}", "-", "(informative)", "n/a"),
+        ("ha-storm", "  heartbeat lapses / ownership moves during the storm",
+         f"{_n(sum(ha.get('heartbeat_expired') or [0]))} / "
+         f"{_n(sum(c.get('taken', 0) for c in ha.get('ownership_changes_during_storm') or []))}",
+         "-", "-", "0 / 0", _met(not sum(ha.get("heartbeat_expired") or [0]))),
         ("ha-storm", "  share of the events published by each relay", shares or "-", "-",
          "-", "each 20-45%", _met(bool(ha.get("share_per_relay")) and all(
              s is not None and 0.20 <= s <= 0.45 for s in ha["share_per_relay"]))),

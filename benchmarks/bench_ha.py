@@ -153,39 +153,60 @@ def stop_all(group: list[RelayProcess]) -> None:
             log(f"relay {relay.proc.pid} did not stop in time ({err}); killed")
 
 
-def drain_queue(transport_url: str, queue: str, *, expect: int, timeout: float
-                ) -> list[tuple[str, dict[str, Any]]]:
-    """Consume every message of ``queue`` (at least ``expect``, then until quiet for 3 s);
-    returns (event_type, payload) of each, decoded from oslo.messaging's envelope."""
-    import kombu
+class BusCounter(threading.Thread):
+    """A consumer of the benchmark's queue (kombu, auto-ack) that counts, as the events
+    arrive, the distinct alarms fired and notes when the ``expect``-th arrived; every
+    message is kept as (event_type, payload) for :func:`count_events`."""
 
-    got: list[tuple[str, dict[str, Any]]] = []
+    def __init__(self, transport_url: str, queue: str, expect: int) -> None:
+        super().__init__(daemon=True)
+        self.url, self.queue, self.expect = transport_url, queue, expect
+        self.events: list[tuple[str, dict[str, Any]]] = []
+        self.alarms: set[str] = set()
+        self.reached_at: float | None = None
+        self.last_at = time.monotonic()
+        self.stop = threading.Event()
+        self.ready = threading.Event()
+        self.error: BaseException | None = None
 
-    def on_message(body: Any, message: Any) -> None:
+    def _on_message(self, body: Any, message: Any) -> None:
         envelope = json.loads(body) if isinstance(body, (str, bytes)) else body
         inner = envelope.get("oslo.message")
         notification = json.loads(inner) if isinstance(inner, str) else envelope
-        got.append((notification.get("event_type", ""), notification.get("payload", {})))
+        event_type = notification.get("event_type", "")
+        payload = notification.get("payload", {})
+        self.events.append((event_type, payload))
+        self.last_at = time.monotonic()
+        if event_type == "alarm.firing":
+            self.alarms.add(payload.get("alarm_id", ""))
+            if self.reached_at is None and len(self.alarms) >= self.expect:
+                self.reached_at = self.last_at
 
-    deadline = time.monotonic() + timeout
-    with kombu.Connection(common.amqp_url(transport_url), connect_timeout=5) as conn:
-        channel = conn.channel()
-        channel.basic_qos(0, 2000, False)
-        consumer = kombu.Consumer(channel, queues=[kombu.Queue(queue, no_declare=True)],
-                                  callbacks=[on_message], no_ack=True, accept=["json"])
-        with consumer:
-            quiet_since = time.monotonic()
-            while time.monotonic() < deadline:
-                before = len(got)
-                with contextlib.suppress(TimeoutError, OSError):
-                    conn.drain_events(timeout=0.5)
-                if len(got) > before:
-                    quiet_since = time.monotonic()
-                elif len(got) >= expect and time.monotonic() - quiet_since >= 3:
-                    break
-                elif time.monotonic() - quiet_since >= 15:
-                    break  # nothing more is coming
-    return got
+    def run(self) -> None:
+        import kombu
+
+        try:
+            with kombu.Connection(common.amqp_url(self.url), connect_timeout=5) as conn:
+                channel = conn.channel()
+                channel.basic_qos(0, 2000, False)
+                queue = kombu.Queue(self.queue, no_declare=True)
+                with kombu.Consumer(channel, queues=[queue], callbacks=[self._on_message],
+                                    no_ack=True, accept=["json"]):
+                    self.ready.set()
+                    while not self.stop.is_set():
+                        with contextlib.suppress(TimeoutError, OSError):
+                            conn.drain_events(timeout=0.5)
+        except BaseException as err:  # noqa: BLE001 - reported by the benchmark
+            self.error = err
+            self.ready.set()
+
+    def finish(self, quiet: float = 3.0, timeout: float = 120.0) -> None:
+        """Drain what is left: stop once nothing arrived for ``quiet`` seconds."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and time.monotonic() - self.last_at < quiet:
+            time.sleep(0.2)
+        self.stop.set()
+        self.join(10)
 
 
 def count_events(events: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
@@ -291,6 +312,7 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     workdir=workdir / f"{label}-relay-{index}", sections=sections))
             samplers: list[Sampler] = []
             beats: BeatWatcher | None = None
+            counter: BusCounter | None = None
             try:
                 for relay in group:
                     relay.start(wait_ready=False)
@@ -303,6 +325,9 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                                for relay in group]
                     beats = BeatWatcher(ha["namespace"], members, LEASE_S)
                     beats.start()
+                counter = BusCounter(rabbit, queue, n)
+                counter.start()
+                counter.ready.wait(30)
                 samplers = [Sampler(relay.url) for relay in group]
                 for sampler in samplers:
                     sampler.start()
@@ -315,16 +340,14 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                 result["post_batch_median_ms"] = round(statistics.median(batches) * 1000, 1)
                 log(f"{label}: {n} alerts posted in {result['posted_s']:.1f}s")
                 deadline = began + timeout
-                while time.monotonic() < deadline:
-                    total = sum(s.latest().get("published", 0) - b.get("published", 0)
-                                for s, b in zip(samplers, base, strict=True))
-                    if total >= n:
-                        break
+                while time.monotonic() < deadline and counter.reached_at is None:
+                    if counter.error is not None:
+                        raise RuntimeError(f"the consumer failed: {counter.error}")
                     for relay in group:
                         if relay.proc.poll() is not None:
                             raise RuntimeError(f"alarm-relay exited:\n{relay.log()[-3000:]}")
                     time.sleep(0.1)
-                time.sleep(2.0)  # a late duplicate would be counted now
+                time.sleep(2.0)  # the counters catch up; a late duplicate shows up
                 for sampler in samplers:
                     sampler.stop.set()
                     sampler.join(10)
@@ -350,8 +373,13 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                                   if decided_at and all(decided_at) else None),
                     "first_confirmed_s": (round(min(t for t in first_at if t) - began, 2)
                                           if first_at else None),
-                    "confirmed_s": (round(max(confirmed_at) - began, 2)
-                                    if total >= n and all(confirmed_at) else None),
+                    # the figure: the consumer holds N distinct alarms fired
+                    "confirmed_s": (None if counter.reached_at is None
+                                    else round(counter.reached_at - began, 2)),
+                    # the relays' own counters: the last confirm they counted (with
+                    # redeliveries, after the stop criterion too)
+                    "last_publish_s": (round(max(confirmed_at) - began, 2)
+                                       if confirmed_at and all(confirmed_at) else None),
                 })
                 if result["confirmed_s"]:
                     result["eps"] = round(n / result["confirmed_s"])
@@ -387,14 +415,14 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     keep.mkdir(parents=True, exist_ok=True)
                     for index, relay in enumerate(group):
                         shutil.copy(relay.log_path, keep / f"{label}-relay-{index}.log")
-        events = drain_queue(rabbit, queue, expect=n, timeout=120)
-        result.update(count_events(events))
+        if counter is not None:
+            counter.finish()
+            result.update(count_events(counter.events))
     finally:
         common.delete_entities(rabbit, exchanges=[exchange], queues=[queue])
+    # a redelivery (the same event_id again) is allowed; a missing or second firing is not
     result["exact"] = (result.get("firing_alarms") == n
-                       and result.get("alarms_fired_twice") == 0
-                       and result.get("event_types", {}).get("alarm.firing", 0)
-                       == result.get("firing_event_ids"))
+                       and result.get("alarms_fired_twice") == 0)
     log(f"{label}: {json.dumps(result)}")
     return result
 
