@@ -306,7 +306,7 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                 }
                 if ha:
                     sections.update(ha_sections(ha["database"], ha["backend_url"],
-                                                partitions=3))
+                                                partitions=3, timing={"lease": ha["lease"]}))
                 group.append(RelayProcess(
                     mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
                     workdir=workdir / f"{label}-relay-{index}", sections=sections))
@@ -323,7 +323,7 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     result["owners"] = {u: v[0] for u, v in found.items()}
                     members = [readyz_coordination(relay).get("member", "?")
                                for relay in group]
-                    beats = BeatWatcher(ha["namespace"], members, LEASE_S)
+                    beats = BeatWatcher(ha["namespace"], members, ha["lease"])
                     beats.start()
                 counter = BusCounter(rabbit, queue, n)
                 counter.start()
@@ -445,7 +445,7 @@ def run_storm(args: argparse.Namespace) -> dict[str, Any]:
     alerts = [common.api_alert(i, "storm", starts=now - dt.timedelta(seconds=i % 600))
               for i in range(n)]
     result: dict[str, Any] = {"benchmark": "ha-storm", "mode": "live", "alerts": n,
-                              "batch": args.batch, "partitions": 3}
+                              "batch": args.batch, "partitions": 3, "lease_s": args.lease}
     with tempfile.TemporaryDirectory(prefix="bench-ha-storm-") as tmp:
         workdir = Path(tmp)
         mapping = common.write_mapping(workdir)
@@ -459,7 +459,7 @@ def run_storm(args: argparse.Namespace) -> dict[str, Any]:
             ha = storm_once("ha", n=n, alerts=alerts, batch=args.batch, rabbit=rabbit,
                             workdir=workdir, mapping=mapping, timeout=args.timeout,
                             ha={"database": database.url, "backend_url": namespace.url,
-                                "namespace": namespace},
+                                "namespace": namespace, "lease": args.lease},
                             keep=args.keep_logs)
             ha["outbox_rows_left"] = outbox_rows(database.url)
             result["ha"] = ha
@@ -666,6 +666,9 @@ def main(argv: list[str] | None = None) -> int:
     storm.add_argument("--batch", type=int, default=1000)
     storm.add_argument("--timeout", type=float, default=300.0,
                        help="seconds to wait for every event of one storm at most")
+    storm.add_argument("--lease", type=float, default=LEASE_S,
+                       help="[coordination] lease of the three relays (default: the "
+                            "default, 10 s)")
     storm.add_argument("--skip-baseline", action="store_true",
                        help="only the three relays (for investigating; no baseline figure)")
     storm.add_argument("--keep-logs", type=Path, default=None, metavar="DIR",
