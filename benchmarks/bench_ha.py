@@ -17,12 +17,17 @@ partition), then the N alerts are POSTed to Alertmanager in batches as fast as i
 them, and the clock starts with the first POST (Alertmanager's own ingestion is in both
 figures).  ``preload`` (alerts in Alertmanager before the daemon starts) does not fit three
 relays: the first to join would own every partition until the others joined, and the
-figure would measure the start-up race, not the storm.  Each relay's /metrics is sampled
-every 0.2 s; ``confirmed_s`` is when the last relay reached its final
-``alarm_relay_events_published_total`` (every event confirmed by the broker).  The events
-wait in a durable queue bound before the storm and are counted afterwards with a consumer
-(kombu, from the queue): exactly N ``alarm.firing``, none doubled by ``alarm_id``.  Reported:
-time and rate for both, the ratio, and the share of the events each HA relay published.
+figure would measure the start-up race, not the storm.  A consumer (kombu, auto-ack) reads
+the durable queue bound before the storm as the events arrive: ``confirmed_s`` is when it
+holds N distinct alarms fired (the relays' own publish counters also count redeliveries,
+so they are no stop criterion).  At the end the bus must hold exactly N alarms fired, none
+fired twice (two ``event_id``s for one ``alarm_id``); the same ``event_id`` again is an
+allowed redelivery, counted apart.  Each relay's /metrics is sampled every 0.2 s (the share
+of the events each relay published, when the last transition was decided); in HA the TTL
+of each member's tooz heartbeat key on Redis is read every 0.25 s (the longest gap between
+two heartbeats, and how often the key expired: the member fell out of the group while it
+ran), and the ownership changes and fenced writes during the storm come from /metrics.
+``--lease`` sets the three relays' ``[coordination] lease`` (default 10 s, the default).
 
 ``takeover``: three relays, one cluster (``partitions = 1``), the default ``lease`` (10 s) and
 ``check_interval`` (1 s), ``poll_interval`` 1 s: the operator's figure.  Each round finds the
@@ -43,6 +48,7 @@ of the same run.  Everything runs on 127.0.0.1; only the processes started here 
 by PID; the database, the Redis keys, the queues and exchanges are removed at the end.
 
     python benchmarks/bench_ha.py storm [--alerts 50000] [--batch 1000] [--timeout 300]
+        [--lease 10] [--skip-baseline] [--keep-logs DIR]
     python benchmarks/bench_ha.py takeover [--rounds 5]
 
 The last line printed is one JSON object with the figures.
@@ -55,6 +61,7 @@ import contextlib
 import datetime as dt
 import json
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -138,19 +145,25 @@ def ha_sections(database: str, backend_url: str, *, partitions: int,
     return {"database": {"connection": database}, "coordination": coordination}
 
 
-def stop_all(group: list[RelayProcess]) -> None:
-    """SIGTERM each relay started here (by its PID), SIGKILL the ones that do not stop."""
-    for relay in group:
-        if relay.proc is not None and relay.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                relay.signal(15)
-    for relay in group:
-        if relay.proc is None:
-            continue
+def stop_all(group: list[RelayProcess], timeout: float = 40.0) -> None:
+    """SIGTERM every relay started here at once (by its PID), so they drain and leave the
+    group together; SIGKILL the process group of any still running after ``timeout``."""
+    running = [r for r in group if r.proc is not None and r.proc.poll() is None]
+    for relay in running:
+        with contextlib.suppress(ProcessLookupError):
+            relay.signal(signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    for relay in running:
         try:
-            relay.stop(timeout=40)
-        except Exception as err:  # noqa: BLE001 - killed by stop(); keep cleaning up
-            log(f"relay {relay.proc.pid} did not stop in time ({err}); killed")
+            relay.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            log(f"relay {relay.proc.pid} did not stop within {timeout:.0f}s; killed")
+        # the master's process group (started with a session of its own): no worker
+        # outlives it
+        relay.kill()
+    for relay in group:
+        if relay.proc is not None:
+            relay.stop()  # closes its log file; the process has ended
 
 
 class BusCounter(threading.Thread):
