@@ -377,6 +377,13 @@ def storm_once(label: str, *, n: int, alerts: list[dict], batch: int, rabbit: st
                     if decided > 0:
                         decided_at.append(sampler.first_time("decided", b["decided"] + decided))
                 total = sum(published)
+                # the longest time a relay's /metrics did not answer (its event loop busy):
+                # beside the heartbeat gaps, it tells a stalled loop from a check waiting
+                result["max_metrics_gap_s"] = [
+                    round(max((b[0] - a[0] for a, b in zip(sampler.samples,
+                                                           sampler.samples[1:], strict=False)),
+                              default=0.0), 1)
+                    for sampler in samplers]
                 result.update({
                     "published": total,
                     "published_per_relay": published,
