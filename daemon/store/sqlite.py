@@ -95,8 +95,6 @@ _NEW_FILE_SCHEMA = (
         record TEXT NOT NULL,
         unit VARCHAR(255) DEFAULT '' NOT NULL,
         CONSTRAINT pk_lifecycle_state PRIMARY KEY ("key"))""",
-    "CREATE INDEX ix_outbox_unit_seq ON outbox (unit, seq)",
-    "CREATE INDEX ix_lifecycle_state_unit ON lifecycle_state (unit)",
     """CREATE TABLE units (
         unit VARCHAR(255) NOT NULL,
         owner VARCHAR(255) NOT NULL,
@@ -110,7 +108,6 @@ _NEW_FILE_SCHEMA = (
         source_url TEXT NOT NULL,
         alerts TEXT NOT NULL,
         received_at DOUBLE NOT NULL)""",
-    "CREATE INDEX ix_inbox_unit_id ON inbox (unit, id)",
 )
 
 _PENDING = "SELECT seq, event_id, event_type, alarm_id, sequence, payload FROM outbox"
