@@ -194,3 +194,18 @@ def test_a_state_file_of_the_previous_release_is_taken_over(
         assert keys == sorted(s[0] for s in states)
     finally:
         upgraded.close()
+
+
+def test_sighup_on_a_shared_database_hands_the_lock_to_the_new_worker(
+        tmp_path, mapping_file, alertmanager, rabbit_url, postgresql_url):
+    import signal
+
+    assert manage("db", "sync", "--connection", postgresql_url).returncode == 0
+    daemon = relay(tmp_path, "reload", mapping_file, alertmanager, rabbit_url,
+                   database=postgresql_url)
+    with daemon:
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_log("alarm-relay ready", count=2, timeout=60)
+        assert daemon.get("/readyz")[0] == 200
+        assert "already uses database" not in daemon.log()
+    assert "Traceback" not in daemon.log()
