@@ -206,6 +206,8 @@ def test_sighup_on_a_shared_database_hands_the_lock_to_the_new_worker(
     with daemon:
         daemon.signal(signal.SIGHUP)
         daemon.wait_for_log("alarm-relay ready", count=2, timeout=60)
-        assert daemon.get("/readyz")[0] == 200
+        # Ready once the new worker's first poll is answered.
+        wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30,
+                   what="/readyz 200 from the new worker")
         assert "already uses database" not in daemon.log()
     assert "Traceback" not in daemon.log()
