@@ -135,7 +135,8 @@ def test_a_second_relay_on_one_database_without_coordination_is_refused(
         assert lines[0].endswith("several relays on one database need [coordination] "
                                  "backend_url")
         assert sa.engine.make_url(postgresql_url).password not in second.log()
-        assert first.get("/readyz")[0] == 200
+        wait_until(lambda: first.get("/readyz")[0] == 200, timeout=30,
+                   what="the first relay still ready")
     # Once the first is gone, the database is free again.
     with second:
         assert second.get("/healthz")[0] == 200
