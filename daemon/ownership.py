@@ -146,6 +146,15 @@ class Ownership:
             await self._check()
 
     async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The heartbeat first: a busy database thread must not make this relay miss
+        # its lease.
+        members: frozenset[str] | None
+        try:
+            members = await self.coordinator.refresh()
+        except exception.CoordinationError:
+            members = None
+            self._backend_down = True
         # Fencing is the truth: a unit another relay claimed since is given up here,
         # also while the coordination backend does not answer.
         if self._verify is not None:
@@ -156,17 +165,12 @@ class Ownership:
                     LOG.warning("Ownership check of unit %s skipped, the database did not "
                                 "answer: %s", unit, err)
                     return
+        if members is None:
+            return  # keep what the database still says is ours; claim nothing
         try:
             self.owners = await self._db(self._store.owners)
         except exception.AlarmRelayError as err:
             LOG.warning("Ownership check skipped, the database did not answer: %s", err)
-            return
-        loop = asyncio.get_running_loop()
-        try:
-            members = await self.coordinator.refresh()
-        except exception.CoordinationError:
-            # Keep what the database still says is ours; claim nothing.
-            self._backend_down = True
             return
         if self._backend_down:
             self._backend_down = False

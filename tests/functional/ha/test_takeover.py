@@ -144,3 +144,29 @@ def test_paused_owner_is_fenced_and_steps_down(
                                       consumer.collector.received if t == "alarm.firing")
         assert len(firings) == 7 and set(firings.values()) == {1}, firings
         assert UNIT in owned(new) and not owned(old)
+
+
+@pytest.mark.timeout(180)
+def test_a_restarted_owner_rejoins_without_firing_anything_again(
+        tmp_path, relays, alertmanager, postgresql_url, coordination_url, rabbit_url,
+        unique_name):
+    sync_schema(postgresql_url)
+    exchange, topic = unique_name, f"{unique_name}-alarms"
+    with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        group = relays(2, database=postgresql_url, backend_url=coordination_url,
+                       alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic)
+        first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
+        owner, other = group[first], group[1 - first]
+        alertmanager.post_alerts(_alerts(20))
+        wait_until(lambda: len(consumer.collector.received) >= 20, timeout=30,
+                   what="20 firing")
+        assert owner.stop() == 0  # SIGTERM: drains, leaves the group
+        wait_until(lambda: UNIT in owned(other), timeout=10, what="the other taking over")
+        owner.start()  # a new member id (a new pid): it rejoins as a standby
+        wait_owned(group, [UNIT], timeout=30, members=2)
+        alertmanager.post_alerts(_alerts(2, "later"))
+        wait_until(lambda: len(consumer.collector.received) >= 22, timeout=30,
+                   what="2 more firing")
+        time.sleep(3)
+        kinds = collections.Counter(t for _, t, _, _ in consumer.collector.received)
+        assert kinds == {"alarm.firing": 22}, kinds  # nothing fired again or resolved
