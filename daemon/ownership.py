@@ -8,7 +8,10 @@ Every ``[coordination] check_interval`` seconds the stage reads the live members
 - claims each unit newly assigned here (``Store.claim``: the unit's epoch goes up by
   one and becomes the fencing token of every write for it), then hands it to the
   intake (load its state, track it) and the dispatcher (publish its backlog);
-- gives up each unit assigned elsewhere;
+- gives up each unit assigned elsewhere; a unit moving from one live member to
+  another (a relay joined) is claimed by its new owner only after two checks, by
+  when the previous owner has seen the same assignment and let it go, so a
+  rebalance hands over instead of fencing (a dead owner's units are claimed at once);
 - checks each unit it owns with an empty write fenced with its epoch (``verify``):
   a unit claimed by another relay since is refused, counted as a fenced write, and
   stepped down from, even when this relay had nothing else to write.
@@ -86,6 +89,7 @@ class Ownership:
         self._verify = verify
         self._settle = settle
         self._settle_until = 0.0
+        self._waiting: dict[str, float] = {}  # unit -> when first assigned here from a live owner
         self._backend_down = False
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
@@ -182,12 +186,22 @@ class Ownership:
             owner = target.get(unit)
             if owner != self.member_id:
                 await self._give_up(unit, "released", f"assigned to {owner}")
-        for unit in sorted(u for u, m in target.items() if m == self.member_id):
+        now = loop.time()
+        wanted = sorted(u for u, m in target.items() if m == self.member_id)
+        self._waiting = {u: t for u, t in self._waiting.items() if u in wanted}
+        for unit in wanted:
             if unit in self.owned:
                 continue
-            if settling and previous.get(unit) not in (None, self.member_id):
+            owner = previous.get(unit)
+            if settling and owner not in (None, self.member_id):
                 continue  # its owner may not have rejoined yet
-            await self._take(unit, previous.get(unit))
+            if owner not in (None, self.member_id) and owner in members:
+                # A live owner gives it up at its next check: let it, then claim.
+                since = self._waiting.setdefault(unit, now)
+                if now - since < 2 * self._interval:
+                    continue
+            self._waiting.pop(unit, None)
+            await self._take(unit, owner)
 
     async def _take(self, unit: str, previous: str | None) -> None:
         try:
