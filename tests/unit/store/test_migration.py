@@ -67,12 +67,42 @@ def test_the_written_out_head_is_the_scripts_head():
 
 
 def test_a_single_relay_imports_neither_sqlalchemy_nor_alembic(tmp_path):
-    code = ("import sys; from daemon.store import SQLiteStore\n"
-            f"s = SQLiteStore({str(tmp_path / 's.sqlite')!r}, max_events=5); s.open(); s.close()\n"
-            f"s = SQLiteStore({str(tmp_path / 's.sqlite')!r}, max_events=5); "
-            "sys.modules.pop('sqlalchemy', None); sys.modules.pop('alembic', None)\n"
-            "s.open(); s.close(); import daemon.service\n"
+    path = str(tmp_path / "s.sqlite")
+    code = ("import sys; import daemon.service; from daemon.store import SQLiteStore\n"
+            f"for _ in range(2): s = SQLiteStore({path!r}, max_events=5); s.open(); "
+            "s.hold_single_relay_lock(); s.close()\n"
             "print(sorted(m for m in ('sqlalchemy', 'alembic') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _structure(path) -> dict:
+    """Tables with their columns (name, type, not null, default, pk) and indexes."""
+    db = sqlite3.connect(path)
+    try:
+        out = {}
+        names = [r[0] for r in db.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")]
+        for name in names:
+            columns = [tuple(r[1:]) for r in db.execute(f"PRAGMA table_info({name})")]
+            indexes = sorted(
+                (r[2], tuple(c[2] for c in db.execute(f"PRAGMA index_info({r[1]})")))
+                for r in db.execute(f"PRAGMA index_list({name})"))
+            autoincrement = "AUTOINCREMENT" in db.execute(
+                "SELECT sql FROM sqlite_master WHERE name = ?", (name,)).fetchone()[0]
+            out[name] = (columns, indexes, autoincrement)
+        out["version"] = (db.execute("SELECT version_num FROM alembic_version").fetchall(),
+                          db.execute("PRAGMA user_version").fetchone())
+        return out
+    finally:
+        db.close()
+
+
+def test_a_new_embedded_file_has_the_schema_the_migrations_make(tmp_path, engine):
+    from daemon.store import SQLiteStore
+
+    migration.upgrade(engine)
+    with SQLiteStore(str(tmp_path / "new.sqlite"), max_events=5):
+        pass
+    assert _structure(tmp_path / "new.sqlite") == _structure(engine.url.database)
