@@ -91,6 +91,7 @@ class Ownership:
         self._settle_until = 0.0
         self._waiting: dict[str, float] = {}  # unit -> when first assigned here from a live owner
         self._backend_down = False
+        self._database_down = False
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
@@ -166,16 +167,18 @@ class Ownership:
                 try:
                     await self._verify(unit)
                 except exception.AlarmRelayError as err:
-                    LOG.warning("Ownership check of unit %s skipped, the database did not "
-                                "answer: %s", unit, err)
+                    self._database_failed(err)
                     return
         if members is None:
             return  # keep what the database still says is ours; claim nothing
         try:
             self.owners = await self._db(self._store.owners)
         except exception.AlarmRelayError as err:
-            LOG.warning("Ownership check skipped, the database did not answer: %s", err)
+            self._database_failed(err)
             return
+        if self._database_down:
+            self._database_down = False
+            LOG.info("Ownership checks resume: the database answers again")
         if self._backend_down:
             self._backend_down = False
             self._settle_until = loop.time() + self._settle
@@ -233,6 +236,13 @@ class Ownership:
         telemetry.OWNERSHIP_CHANGES.labels(change=change).inc()
         LOG.info("Ownership: gave up unit %s (epoch %d): %s", unit, epoch, why)
         self._publish_change()
+
+    def _database_failed(self, err: Exception) -> None:
+        # Once per outage; the units stay where they are meanwhile.
+        if not self._database_down:
+            LOG.warning("Ownership checks wait, the database did not answer: %s; the units "
+                        "stay where they are", err)
+        self._database_down = True
 
     def _drop(self, unit: str) -> None:
         self.owned.pop(unit, None)
