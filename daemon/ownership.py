@@ -92,6 +92,7 @@ class Ownership:
         self._waiting: dict[str, float] = {}  # unit -> when first assigned here from a live owner
         self._backend_down = False
         self._database_down = False
+        self._tasks: set[asyncio.Task] = set()
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
@@ -143,7 +144,9 @@ class Ownership:
         LOG.info("Ownership: stepped down from unit %s (epoch %d): another relay claimed it",
                  unit, epoch)
         self._publish_change()
-        asyncio.get_running_loop().create_task(self._release_quietly(unit))
+        task = asyncio.get_running_loop().create_task(self._release_quietly(unit))
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
 
     async def check(self) -> None:
         """One round: read owners and members, then claim and give up units."""
