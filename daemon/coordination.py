@@ -25,7 +25,8 @@ from oslo_log import log
 
 from daemon import exception
 
-__all__ = ["Coordinator", "assign", "cluster_units", "partition_of", "unit_name"]
+__all__ = ["Coordinator", "assign", "cluster_units", "group_members", "partition_of",
+           "unit_name"]
 
 LOG = log.getLogger(__name__)
 
@@ -290,6 +291,26 @@ class Coordinator:
                         "says they are still ours, no unit is taken over meanwhile", err)
         self._problem = str(err)
         self.healthy = False
+
+
+def group_members(backend_url: str, group: str = GROUP) -> set[str]:
+    """The members of ``group`` now, without joining it (blocking; for the operator's check).
+
+    :raises tooz.ToozError: the backend does not answer (one attempt)
+    """
+    from tooz import coordination
+
+    driver = coordination.get_coordinator(backend_url, b"alarm-relay-manage-check")
+    _fail_fast(driver)
+    driver.start(start_heart=False)
+    try:
+        try:
+            found = driver.get_members(group.encode()).get()
+        except coordination.GroupNotCreated:
+            found = set()
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+    finally:
+        driver.stop()
 
 
 def _fail_fast(driver: Any) -> None:

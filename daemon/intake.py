@@ -376,14 +376,23 @@ class Intake:
 
     async def run_inbox(self, interval: float = 0.2) -> None:
         """Call :meth:`drain_inbox` every ``interval`` seconds, until cancelled."""
+        failing = False
         while True:
             try:
-                if self.accepting and await self.drain_inbox():
-                    continue  # more may wait: look again at once
-            except exception.OutboxFull as err:
-                LOG.warning("Inbox deliveries wait: %s", err)
+                handled = self.accepting and await self.drain_inbox()
+            except (exception.OutboxFull, exception.StoreError) as err:
+                # Once per outage: the loop looks again every `interval`.
+                if not failing:
+                    LOG.warning("Inbox deliveries wait: %s", err)
+                failing = True
             except Exception:
                 LOG.exception("Draining the webhook inbox failed")
+            else:
+                if failing:
+                    LOG.info("Inbox deliveries are taken again")
+                failing = False
+                if handled:
+                    continue  # more may wait: look again at once
             await asyncio.sleep(interval)
 
     async def expire(self) -> None:
