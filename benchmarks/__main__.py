@@ -234,7 +234,7 @@ def rows_poll(f: dict, _all: dict) -> list[Row]:
     for r in f.get("results", []):
         out.append(("poll", f"poll cycle, {r['alerts']:,} alerts (s)", _n(r["cycle_s"], "{:.3f}"),
                     f"fetch + json.loads {_n(r['baseline_s'], '{:.3f}')}",
-                    _n(r["ratio"], "{:.2f}x"), "<= 1.3x", _met(r["ratio"] <= 1.3)))
+                    _n(r["ratio"], "{:.2f}x"), "<= 1.25x", _met(r["ratio"] <= 1.25)))
         if "cold_cycle_s" in r:
             out.append(("poll", f"changed cycle, {r['alerts']:,} alerts (s)",
                         _n(r["cold_cycle_s"], "{:.3f}"), "same",

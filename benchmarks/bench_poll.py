@@ -12,7 +12,7 @@ default), then alternates, in the same run and on the same response:
   all fields validated again, label sets and their fingerprints still known);
 - once, the first cycle (fires every alarm).
 
-The target is cycle <= 1.3 x baseline (medians).  The last line printed is one JSON object
+The target is cycle <= 1.25 x baseline (medians).  The last line printed is one JSON object
 with the figures.  Usage: ``python benchmarks/bench_poll.py [--sizes 10000,50000] [--rounds 7]``.
 """
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import datetime as dt
 import gc
 import json
@@ -36,6 +37,7 @@ from daemon.lifecycle import LifecycleTracker  # noqa: E402
 from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings  # noqa: E402
 from tools.harness.services import Alertmanager  # noqa: E402
 
+TARGET = 1.25
 PARAMS = [("active", "true"), ("silenced", "true"), ("inhibited", "true"),
           ("unprocessed", "true")]
 
@@ -117,7 +119,8 @@ async def measure(url: str, n: int, rounds: int) -> dict:
             # every alert object changed since the last poll (as after Prometheus re-sent
             # all: new updatedAt/endsAt); label sets are known, so no fingerprint is computed
             for cache in poller._caches.values():
-                cache._previous = {k: ({}, a) for k, (_, a) in cache._current.items()}
+                cache._previous = {k: dataclasses.replace(a, updated_at=None)
+                                   for k, a in cache._current.items()}
                 cache._current = {}
             gc.collect()
             took, transitions = await full()
@@ -130,7 +133,7 @@ async def measure(url: str, n: int, rounds: int) -> dict:
             "first_cycle_s": round(first, 4),
             "cold_cycle_s": round(k, 4), "cold_ratio": round(k / b, 3),
             "baseline_all_s": [round(x, 4) for x in baseline],
-            "cycle_all_s": [round(x, 4) for x in cycle], "target_met": c / b <= 1.3}
+            "cycle_all_s": [round(x, 4) for x in cycle], "target_met": c / b <= TARGET}
 
 
 def main() -> int:
@@ -151,7 +154,7 @@ def main() -> int:
                   f"({row['cold_ratio']}), first cycle {row['first_cycle_s']}s",
                   file=sys.stderr)
             figures.append(row)
-    print(json.dumps({"benchmark": "poll_cycle", "target_ratio": 1.3,
+    print(json.dumps({"benchmark": "poll_cycle", "target_ratio": TARGET,
                       "python": sys.version.split()[0], "results": figures,
                       "target_met": all(r["target_met"] for r in figures)}))
     return 0 if all(r["target_met"] for r in figures) else 1

@@ -11,10 +11,17 @@ import json
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon import telemetry
 from daemon.exception import ConfigError
-from daemon.sources.alertmanager import AlertmanagerPoller, PollerSettings, display_url
+from daemon.sources.alertmanager import (
+    AlertmanagerPoller,
+    PollerSettings,
+    display_url,
+    json_array_items,
+)
 from tests.unit.conftest import load
 
 
@@ -321,3 +328,35 @@ def test_from_conf():
     assert poller.urls == ("http://a:9093", "http://b:9093")
     assert poller.settings.replica_labels == ("replica", "prometheus_replica")
     json.dumps(poller._params)
+
+
+# -- decoding the alert list one item at a time ------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+_BLANK = st.text(alphabet=" \t\n\r", max_size=2)
+
+
+@given(st.lists(_JSON, max_size=6), _BLANK, _BLANK, _BLANK,
+       st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_json_array_items_gives_what_json_loads_gives(items, before, inside, after, encoding):
+    body = (before + "[" + inside + ("," + inside).join(json.dumps(i) for i in items)
+            + inside + "]" + after).encode(encoding)
+    assert list(json_array_items(body)) == json.loads(body)
+
+
+def test_json_array_items_takes_a_utf8_bom_as_json_loads_does():
+    assert list(json_array_items(b"\xef\xbb\xbf[1, {}]")) == [1, {}]
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"{}", b'"x"', b"[", b"[{", b"[1,]", b"[1 2]", b"[1]x", b"[1],", b"[,1]", b"[1,,2]",
+    b"[1] [2]", b"[NaN"])
+def test_json_array_items_refuses_what_json_loads_refuses(body):
+    with pytest.raises(ValueError):
+        list(json_array_items(body))
+    with pytest.raises(ValueError):
+        if type(json.loads(body)) is not list:
+            raise ValueError("not a list")
