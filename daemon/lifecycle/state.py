@@ -74,6 +74,24 @@ class _Rare:
 
 _NO_HOLDERS: frozenset[Holder] = frozenset()
 
+#: (last_seen, listed_at, seen_on, source_url) tuples, shared: every alarm one poll
+#: lists has the same.  Bounded; started over when full (sharing resumes at once).
+_SIGHTINGS: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+_SIGHTINGS_MAX = 4096
+
+Sighting = tuple[datetime.datetime, "datetime.datetime | None", frozenset[Holder], str]
+
+
+def _sighting(last_seen: datetime.datetime, listed_at: datetime.datetime | None,
+              seen_on: frozenset[Holder], source_url: str) -> Sighting:
+    key = (last_seen, listed_at, seen_on, source_url)
+    found = _SIGHTINGS.get(key)
+    if found is None:
+        if len(_SIGHTINGS) >= _SIGHTINGS_MAX:
+            _SIGHTINGS.clear()
+        found = _SIGHTINGS[key] = key
+    return found
+
 
 class Alarm:
     """One firing occurrence.
@@ -93,8 +111,8 @@ class Alarm:
     ``successor_start``, no ``dropped_by``) share one slot, empty until set.
     """
 
-    __slots__ = ("_rare", "alert", "last_seen", "latest_start", "listed_at", "seen_on",
-                 "sequence", "source_url", "starts_at", "stored_ends_at")
+    __slots__ = ("_rare", "_sighting", "alert", "latest_start", "sequence", "starts_at",
+                 "stored_ends_at")
 
     def __init__(self, starts_at: datetime.datetime, latest_start: datetime.datetime,
                  incarnation: int, sequence: int, alert: Alert, last_seen: datetime.datetime,
@@ -108,11 +126,8 @@ class Alarm:
         self.latest_start = latest_start
         self.sequence = sequence
         self.alert = alert
-        self.last_seen = last_seen
-        self.seen_on = seen_on
-        self.source_url = source_url
+        self._sighting = _sighting(last_seen, listed_at, seen_on, source_url)
         self.stored_ends_at = stored_ends_at
-        self.listed_at = listed_at
         self._rare: _Rare | None = None
         if incarnation != 1:
             self.incarnation = incarnation
@@ -122,6 +137,45 @@ class Alarm:
             self.dropped_by = dropped_by
         if pinned_id is not None:
             self.pinned_id = pinned_id
+
+    # The last sighting: when, by which holders, from where.  Alarms seen by the same
+    # poll share one tuple (see _sighting).
+
+    @property
+    def last_seen(self) -> datetime.datetime:
+        return self._sighting[0]
+
+    @last_seen.setter
+    def last_seen(self, value: datetime.datetime) -> None:
+        _, listed_at, seen_on, source_url = self._sighting
+        self._sighting = _sighting(value, listed_at, seen_on, source_url)
+
+    @property
+    def listed_at(self) -> datetime.datetime | None:
+        return self._sighting[1]
+
+    @listed_at.setter
+    def listed_at(self, value: datetime.datetime | None) -> None:
+        last_seen, _, seen_on, source_url = self._sighting
+        self._sighting = _sighting(last_seen, value, seen_on, source_url)
+
+    @property
+    def seen_on(self) -> frozenset[Holder]:
+        return self._sighting[2]
+
+    @seen_on.setter
+    def seen_on(self, value: frozenset[Holder]) -> None:
+        last_seen, listed_at, _, source_url = self._sighting
+        self._sighting = _sighting(last_seen, listed_at, value, source_url)
+
+    @property
+    def source_url(self) -> str:
+        return self._sighting[3]
+
+    @source_url.setter
+    def source_url(self, value: str) -> None:
+        last_seen, listed_at, seen_on, _ = self._sighting
+        self._sighting = _sighting(last_seen, listed_at, seen_on, value)
 
     def _extra(self) -> _Rare:
         rare = self._rare
