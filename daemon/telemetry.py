@@ -7,6 +7,8 @@ A retried publish is not a drop.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
@@ -16,6 +18,7 @@ __all__ = [
     "CLOCK_OFFSET",
     "EVENTS_PUBLISHED",
     "EVENTS_TRUNCATED",
+    "LOOP_TASKS",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
@@ -92,3 +95,18 @@ OUTBOX_FULL = Counter(
 WEBHOOK_REQUESTS = Counter(
     "alarm_relay_webhook_requests_total", "Webhook deliveries, by HTTP status code.",
     ["code"], registry=REGISTRY)
+
+
+def _loop_tasks() -> float:
+    """Tasks of the event loop running in this thread (NaN outside one)."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return float("nan")
+
+
+LOOP_TASKS = Gauge(
+    "alarm_relay_event_loop_tasks",
+    "Tasks of the daemon's event loop when /metrics was scraped (a leak shows as growth).",
+    registry=REGISTRY)
+LOOP_TASKS.set_function(_loop_tasks)
