@@ -208,9 +208,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="other sizes, for the growth of the cost per alert")
     parser.add_argument("--trace-alerts", type=int, default=None,
                         help="alerts for the tracemalloc breakdown (default: --alerts)")
-    parser.add_argument("--baseline-code", type=Path, default=None,
+    default_base = os.environ.get("BENCH_BASELINE_CODE")
+    parser.add_argument("--baseline-code", type=Path,
+                        default=Path(default_base) if default_base else None,
                         help="another checkout (e.g. a worktree of main) measured the same "
-                             "way in the same run, alternating, for a before/after")
+                             "way in the same run, for a before/after (default: "
+                             "$BENCH_BASELINE_CODE)")
     args = parser.parse_args(argv)
     n = args.alerts
     sizes = sorted({*(int(x) for x in args.sizes.split(",") if x), n})
