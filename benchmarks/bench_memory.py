@@ -102,17 +102,18 @@ def build(n: int, body: bytes):
     return tracker, poller
 
 
-def measure_rss(n: int, body: bytes) -> int:
-    """RSS growth per alert while the tracker and the parse cache hold ``n`` alerts."""
+def measure_rss(n: int, body: bytes) -> tuple[int, object]:
+    """RSS growth per alert while the tracker and the parse cache hold ``n`` alerts.
+
+    :returns: bytes per alert, and what holds them (keep it to measure more on top)
+    """
     gc.collect()
     before = common.rss_bytes()
     tracker, poller = build(n, body)
     gc.collect()
     after = common.rss_bytes()
     assert tracker.tracked == n
-    del tracker, poller
-    gc.collect()
-    return round((after - before) / n)
+    return round((after - before) / n), (tracker, poller)
 
 
 def _category(filename: str) -> str:
@@ -164,11 +165,13 @@ def child(argv: list[str]) -> dict:
 
     body = api_answer(n)
     if what == "rss":
-        cold = measure_rss(n, body)
-        # Again in the same process, with other alerts: the allocator now holds what the
-        # first decoding left (a body-sized buffer below glibc's mmap threshold, about
-        # 32 MB at most), so this is the cost per tracked alert alone.
-        warm = measure_rss(n, api_answer(n, "again"))
+        cold, held = measure_rss(n, body)
+        # Again in the same process, with other alerts, the first ones still held: the
+        # allocator now holds what the first decoding left (a body-sized buffer below
+        # glibc's mmap threshold, 32 MB at most), so this is the cost per tracked alert.
+        again = api_answer(n, "again")
+        warm, _ = measure_rss(n, again)
+        del held
         return {"alerts": n, "rss_per_alert_bytes": cold, "warm_rss_per_alert_bytes": warm,
                 "json_bytes_per_alert": round(len(body) / n)}
     return {"alerts": n, **measure_traced(n, body)}
