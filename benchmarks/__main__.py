@@ -302,6 +302,17 @@ def rows_e2e(f: dict, _all: dict) -> list[Row]:
 def rows_storm(f: dict, results: dict) -> list[Row]:
     n = f.get("alerts", 0)
     raw = ((results.get("publish") or {}).get("figures") or {}).get("raw_eps")
+    fair: list[Row] = []
+    if f.get("floor_eps"):
+        fair = [("storm", f"  against the fair floor: {n:,} raw confirmed publishes into a "
+                          "growing queue, same run (s)", _n(f.get("confirmed_s"), "{:.1f}"),
+                 f"{n:,} / {_n(f['floor_eps'])}/s = {_n(f.get('fair_floor_s'), '{:.1f}')}",
+                 _n(f.get("vs_fair_floor"), "{:.2f}x"), "<= 1.3x",
+                 _met(f.get("vs_fair_floor", 9) <= 1.3)),
+                ("storm", "  publishing rate during the storm against the fair floor's (/s)",
+                 _n(f.get("publish_eps")), f"floor {_n(f['floor_eps'])}",
+                 _n(f.get("publish_vs_floor"), "{:.2f}x"), ">= 0.8x",
+                 _met(f.get("publish_vs_floor", 0) >= 0.8))]
     floor = n / raw if raw else None
     confirmed = f.get("confirmed_s")
     out = [("storm", f"{n:,} new alerts -> all confirmed (s)", _n(confirmed, "{:.1f}"),
@@ -322,7 +333,7 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
                 _n(f.get("publish_eps")), f"raw {_n(raw)}",
                 _n(f["publish_eps"] / raw if raw and f.get("publish_eps") else None,
                    "{:.2f}x"), "-", "n/a"))
-    return out
+    return out[:1] + fair + out[1:]
 
 
 def rows_memory(f: dict, _all: dict) -> list[Row]:
