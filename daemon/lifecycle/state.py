@@ -108,7 +108,9 @@ class Alarm:
     Kept compact, as the tracker holds one per firing alert: the alarm_id is
     not stored but derived (:meth:`alarm_id`) from what it is made of, and the
     fields most alarms leave at their defaults (``incarnation`` 1, no
-    ``successor_start``, no ``dropped_by``) share one slot, empty until set.
+    ``successor_start``, no ``dropped_by``) share one slot, empty until set;
+    the last sighting (``last_seen``, ``listed_at``, ``seen_on``,
+    ``source_url``) is one tuple that every alarm seen by the same poll shares.
     """
 
     __slots__ = ("_rare", "_sighting", "alert", "latest_start", "sequence", "starts_at",
