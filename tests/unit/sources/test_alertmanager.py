@@ -22,7 +22,6 @@ from daemon.sources.alertmanager import (
     PollerSettings,
     clock_offset,
     display_url,
-    display_url,
     json_array_items,
 )
 from tests.unit.conftest import load
