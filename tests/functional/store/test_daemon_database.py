@@ -135,7 +135,8 @@ def test_a_second_relay_on_one_database_without_coordination_is_refused(
         assert lines[0].endswith("several relays on one database need [coordination] "
                                  "backend_url")
         assert sa.engine.make_url(postgresql_url).password not in second.log()
-        assert first.get("/readyz")[0] == 200
+        wait_until(lambda: first.get("/readyz")[0] == 200, timeout=30,
+                   what="the first relay still ready")
     # Once the first is gone, the database is free again.
     with second:
         assert second.get("/healthz")[0] == 200
@@ -206,6 +207,8 @@ def test_sighup_on_a_shared_database_hands_the_lock_to_the_new_worker(
     with daemon:
         daemon.signal(signal.SIGHUP)
         daemon.wait_for_log("alarm-relay ready", count=2, timeout=60)
-        assert daemon.get("/readyz")[0] == 200
+        # Ready once the new worker's first poll is answered.
+        wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30,
+                   what="/readyz 200 from the new worker")
         assert "already uses database" not in daemon.log()
     assert "Traceback" not in daemon.log()
