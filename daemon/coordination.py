@@ -25,8 +25,8 @@ from oslo_log import log
 
 from daemon import exception
 
-__all__ = ["Coordinator", "assign", "cluster_units", "group_members", "partition_of",
-           "unit_name"]
+__all__ = ["Coordinator", "assign", "cluster_units", "group_members", "outbox_units",
+           "partition_of", "unit_name"]
 
 LOG = log.getLogger(__name__)
 
@@ -57,6 +57,19 @@ def unit_name(cluster: str, partition: int, partitions: int = 1) -> str:
 def cluster_units(cluster: str, partitions: int = 1) -> list[str]:
     """Every unit of a cluster, in partition order."""
     return [unit_name(cluster, p, partitions) for p in range(partitions)]
+
+
+def outbox_units(owned: Collection[str], partitions: int) -> frozenset[str]:
+    """The outbox units a relay owning ``owned`` publishes.
+
+    With partitions, the owner of a cluster's partition 0 also publishes the events
+    stored under the cluster's own name: those a single relay left (``db copy`` gives
+    them their cluster as unit) or written while ``partitions`` was 1.
+    """
+    units = set(owned)
+    if partitions > 1:
+        units.update(unit[:-2] for unit in owned if unit.endswith("/0"))
+    return frozenset(units)
 
 
 def partition_of(fingerprint: str, partitions: int) -> int:

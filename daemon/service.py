@@ -34,7 +34,7 @@ from oslo_service import service
 
 from daemon import api, exception, tls
 from daemon.conf import alertmanager as alertmanager_conf
-from daemon.coordination import Coordinator
+from daemon.coordination import Coordinator, outbox_units
 from daemon.datasources import build_resolver
 from daemon.intake import Intake
 from daemon.last_good import load_mapping_or_last_good
@@ -231,7 +231,9 @@ class Relay:
         self.ownership = Ownership(
             coordinator, store, db_executor=self._db, units=self.intake.units(),
             check_interval=conf.check_interval, on_take=self.intake.take,
-            on_release=self.intake.release, on_change=self.dispatcher.set_units,
+            on_release=self.intake.release,
+            on_change=lambda owned: self.dispatcher.set_units(
+                outbox_units(owned, conf.partitions)),
             verify=self.intake.verify, settle=conf.lease)
         self._closers.insert(0, coordinator.stop)
         await self.ownership.start()
