@@ -35,8 +35,7 @@ def test_three_partitions_spread_and_survive_a_dead_relay(
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
         group = relays(3, database=postgresql_url, backend_url=coordination_url,
                        alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic,
-                       sections={"coordination": {"partitions": 3},
-                                 "lifecycle": {"resolve_grace_period": 60.0}})
+                       sections={"coordination": {"partitions": 3}})
         found = wait_owned(group, UNITS, timeout=30, members=3)
         assert sorted(i for v in found.values() for i in v) == [0, 1, 2]  # one each
 
