@@ -1,22 +1,30 @@
-"""Benchmark: resident memory per tracked alert at 100,000 alerts.
+"""Benchmark: memory per tracked alert at 100,000 alerts (and at 10,000 and 50,000).
 
 In-process, as the daemon does it: Alertmanager's ``GET /api/v2/alerts`` body for N realistic
 alerts is decoded and parsed by the poller's own code (``AlertmanagerPoller._decode`` with its
-``ParseCache``, falling back to ``parse_alert``), wrapped in a ``PollResult`` and fed to
-``LifecycleTracker.observe_poll``; the state changes are exported (as the daemon does before
-storing them) and everything transient (body, transitions) is dropped.  Measured:
+``ParseCache``), wrapped in a ``PollResult`` and fed to ``LifecycleTracker.observe_poll``; the
+state changes are exported (as the daemon does before storing them) and everything transient
+(body, transitions) is dropped.  Each measurement runs in a fresh interpreter.  Measured:
 
-- ``rss_per_alert_bytes``: RSS after minus RSS before, per alert - what the daemon keeps per
-  alert (tracker state + the poller's parse cache, which keeps the decoded objects);
-- with tracemalloc on ``--trace-alerts`` alerts (Python allocations only, no allocator
-  slack): bytes per alert with the parse cache, after clearing it (the tracker's own state:
-  Alert objects, alarm records), and the top allocation sites;
-- baseline: the mean size of one alert's JSON in the API answer (the ratio says how many
-  times its JSON an alert costs in memory).
+- ``rss_per_alert_bytes``: RSS after minus RSS before, per alert, at ``--alerts`` (and
+  ``rss_by_size`` at ``--sizes``), in a new process: what the daemon keeps per alert
+  (tracker state + the poller's parse cache), with the allocator's slack and what the
+  first decoding left in the allocator (a fixed cost: glibc keeps a body-sized buffer
+  below its mmap threshold, up to 32 MB, which weighs on the small sizes);
+- ``warm_rss_by_size``: the same right after, in the same process, with other alerts: the
+  cost per tracked alert alone, which must stay flat from 10,000 to 100,000 (within 15%);
+- with tracemalloc at ``--trace-alerts`` alerts (Python allocations only, no allocator
+  slack): bytes per alert with the parse cache, and after clearing it (the tracker and the
+  model: Alert objects and their labels and annotations, alarm records) split by where it
+  was allocated (``traced_parts``: lifecycle, model, and ``decoded``: strings the JSON
+  decoder made that the Alerts keep), and the top allocation sites;
+- baseline: the mean size of one alert's JSON in the API answer; with ``--baseline-code``,
+  the same figures of another checkout (a worktree of main: before/after in one run).
 
-Target: rss_per_alert_bytes <= 2048.
+Targets: rss_per_alert_bytes <= 2048, traced tracker + model <= 1024.
 
-    python benchmarks/bench_memory.py [--alerts 100000]
+    python benchmarks/bench_memory.py [--alerts 100000] [--sizes 10000,50000]
+        [--baseline-code /path/to/a/checkout/of/main]
 
 The last line printed is one JSON object with the figures.
 """
@@ -27,27 +35,34 @@ import argparse
 import datetime as dt
 import gc
 import json
+import os
+import subprocess
 import sys
 import tracemalloc
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# A child measuring another checkout (--baseline-code) imports its daemon package first.
+if os.environ.get("BENCH_MEMORY_CODE"):
+    sys.path.insert(0, os.environ["BENCH_MEMORY_CODE"])
 
 from benchmarks import common  # noqa: E402
 from benchmarks.common import log  # noqa: E402
 
 TARGET = 2048
+#: tracemalloc: what the tracker and the model keep per alert (parse cache cleared).
+TRACED_TARGET = 1024
 URL = "http://127.0.0.1:9093"
 
 
-def api_answer(n: int) -> bytes:
+def api_answer(n: int, tag: str = "mem") -> bytes:
     """What Alertmanager 0.25 answers to GET /api/v2/alerts for ``n`` alerts."""
     from daemon.model import fingerprint
 
     now = dt.datetime.now(dt.UTC)
     objects = []
     for i in range(n):
-        alert = common.api_alert(i, "mem", starts=now - dt.timedelta(seconds=i % 900),
+        alert = common.api_alert(i, tag, starts=now - dt.timedelta(seconds=i % 900),
                                  ends=now + dt.timedelta(minutes=5))
         alert.update({"fingerprint": fingerprint(alert["labels"]), "receivers": [
             {"name": "relay"}], "status": {"inhibitedBy": [], "silencedBy": [],
@@ -87,33 +102,48 @@ def build(n: int, body: bytes):
     return tracker, poller
 
 
-def measure_rss(n: int, body: bytes) -> int:
-    """RSS growth per alert while the tracker and the parse cache hold ``n`` alerts."""
+def measure_rss(n: int, body: bytes) -> tuple[int, object]:
+    """RSS growth per alert while the tracker and the parse cache hold ``n`` alerts.
+
+    :returns: bytes per alert, and what holds them (keep it to measure more on top)
+    """
     gc.collect()
     before = common.rss_bytes()
     tracker, poller = build(n, body)
     gc.collect()
     after = common.rss_bytes()
     assert tracker.tracked == n
-    del tracker, poller
-    gc.collect()
-    return round((after - before) / n)
+    return round((after - before) / n), (tracker, poller)
+
+
+def _category(filename: str) -> str:
+    if "/daemon/lifecycle/" in filename:
+        return "lifecycle"
+    if filename.endswith("/daemon/model.py"):
+        return "model"
+    if filename.endswith(("/daemon/sources/alertmanager.py", "/json/decoder.py")):
+        return "decoded"  # strings the decoder made, kept by the Alerts
+    return "other"
 
 
 def measure_traced(n: int, body: bytes) -> dict:
-    """tracemalloc: bytes per alert with and without the parse cache, top allocation sites."""
+    """tracemalloc: bytes per alert with and without the parse cache, by part and by line."""
     gc.collect()
     tracemalloc.start()
     before = tracemalloc.get_traced_memory()[0]
     tracker, poller = build(n, body)
     gc.collect()
     after = tracemalloc.get_traced_memory()[0]
-    snapshot = tracemalloc.take_snapshot()
     for cache in getattr(poller, "_caches", {}).values():
         cache.clear()
     gc.collect()
     tracker_only = tracemalloc.get_traced_memory()[0]
+    snapshot = tracemalloc.take_snapshot()
     tracemalloc.stop()
+    parts: dict[str, float] = {}
+    for stat in snapshot.statistics("filename"):
+        part = _category(stat.traceback[0].filename)
+        parts[part] = parts.get(part, 0) + stat.size
     root = str(common.ROOT) + "/"
     top = []
     for stat in snapshot.statistics("lineno")[:10]:
@@ -123,39 +153,110 @@ def measure_traced(n: int, body: bytes) -> dict:
     del tracker, poller, snapshot
     gc.collect()
     return {"with_parse_cache": round((after - before) / n),
-            "tracker_only": round((tracker_only - before) / n), "top": top}
+            "tracker_only": round((tracker_only - before) / n),
+            "parts": {k: round(v / n) for k, v in sorted(parts.items())}, "top": top}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--alerts", type=int, default=100_000)
-    parser.add_argument("--trace-alerts", type=int, default=10_000,
-                        help="alerts for the (slow) tracemalloc breakdown")
-    args = parser.parse_args(argv)
-    n = args.alerts
+def child(argv: list[str]) -> dict:
+    """One measurement in this (fresh) process: ``rss N`` or ``traced N``."""
+    what, n = argv[0], int(argv[1])
     import daemon.lifecycle  # noqa: F401 - import cost not counted
     import daemon.sources.alertmanager  # noqa: F401
 
     body = api_answer(n)
-    json_bytes = len(body) / n
-    log(f"{n} alerts, {len(body) / 1e6:.1f} MB of JSON ({json_bytes:.0f} B per alert)")
-    rss = measure_rss(n, body)
-    log(f"RSS per alert: {rss} B")
-    traced_n = min(n, args.trace_alerts)
-    traced = measure_traced(traced_n, body if traced_n == n else api_answer(traced_n))
-    log(f"tracemalloc per alert ({traced_n} alerts): {json.dumps(traced, indent=1)}")
-    result = {
-        "benchmark": "memory", "alerts": n,
+    if what == "rss":
+        cold, held = measure_rss(n, body)
+        # Again in the same process, with other alerts, the first ones still held: the
+        # allocator now holds what the first decoding left (a body-sized buffer below
+        # glibc's mmap threshold, 32 MB at most), so this is the cost per tracked alert.
+        again = api_answer(n, "again")
+        warm, _ = measure_rss(n, again)
+        del held
+        return {"alerts": n, "rss_per_alert_bytes": cold, "warm_rss_per_alert_bytes": warm,
+                "json_bytes_per_alert": round(len(body) / n)}
+    return {"alerts": n, **measure_traced(n, body)}
+
+
+def run_child(code: Path, *args: str) -> dict:
+    """Run :func:`child` in a new interpreter, importing ``daemon`` from ``code``."""
+    env = {**os.environ, "BENCH_MEMORY_CODE": str(code)}
+    proc = subprocess.run([sys.executable, __file__, "--child", *args], env=env,
+                          capture_output=True, text=True, timeout=900, check=False)
+    if proc.returncode != 0:
+        raise RuntimeError(f"bench_memory child {args} failed:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def measure(code: Path, sizes: list[int], trace_n: int, label: str) -> dict:
+    rss = {}
+    for n in sizes:
+        row = run_child(code, "rss", str(n))
+        rss[n] = row
+        log(f"{label}: RSS per alert at {n:,}: {row['rss_per_alert_bytes']} B in a new "
+            f"process, {row['warm_rss_per_alert_bytes']} B after a first decoding")
+    traced = run_child(code, "traced", str(trace_n))
+    log(f"{label}: tracemalloc at {trace_n:,}: {json.dumps(traced)}")
+    return {"rss": rss, "traced": traced}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--child"]:
+        common.emit(child(argv[1:]))
+        return 0
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--alerts", type=int, default=100_000,
+                        help="the size the targets are judged at")
+    parser.add_argument("--sizes", default="10000,50000",
+                        help="other sizes, for the growth of the cost per alert")
+    parser.add_argument("--trace-alerts", type=int, default=None,
+                        help="alerts for the tracemalloc breakdown (default: --alerts)")
+    default_base = os.environ.get("BENCH_BASELINE_CODE")
+    parser.add_argument("--baseline-code", type=Path,
+                        default=Path(default_base) if default_base else None,
+                        help="another checkout (e.g. a worktree of main) measured the same "
+                             "way in the same run, for a before/after (default: "
+                             "$BENCH_BASELINE_CODE)")
+    args = parser.parse_args(argv)
+    n = args.alerts
+    sizes = sorted({*(int(x) for x in args.sizes.split(",") if x), n})
+    trace_n = args.trace_alerts or n
+    here = common.ROOT
+    result: dict = {"benchmark": "memory", "alerts": n, "target_bytes": TARGET,
+                    "traced_target_bytes": TRACED_TARGET}
+    ours = measure(here, sizes, trace_n, "this checkout")
+    if args.baseline_code is not None:
+        base = measure(args.baseline_code.resolve(), sizes, trace_n, str(args.baseline_code))
+        result["baseline"] = {
+            "code": str(args.baseline_code),
+            "rss_per_alert_bytes": base["rss"][n]["rss_per_alert_bytes"],
+            "traced_per_alert_bytes": base["traced"]["with_parse_cache"],
+            "traced_tracker_only_per_alert_bytes": base["traced"]["tracker_only"],
+            "traced_parts": base["traced"]["parts"],
+            "rss_by_size": {str(k): v["rss_per_alert_bytes"] for k, v in base["rss"].items()},
+            "warm_rss_by_size": {str(k): v["warm_rss_per_alert_bytes"]
+                                 for k, v in base["rss"].items()},
+        }
+    rss = ours["rss"][n]["rss_per_alert_bytes"]
+    json_bytes = ours["rss"][n]["json_bytes_per_alert"]
+    traced = ours["traced"]
+    by_size = {str(k): v["rss_per_alert_bytes"] for k, v in ours["rss"].items()}
+    warm = {str(k): v["warm_rss_per_alert_bytes"] for k, v in ours["rss"].items()}
+    flat = max(warm.values()) / min(warm.values())
+    result.update({
         "rss_per_alert_bytes": rss,
-        "traced_alerts": traced_n,
+        "rss_by_size": by_size,
+        "warm_rss_by_size": warm,
+        "rss_spread": round(flat, 3),
+        "traced_alerts": trace_n,
         "traced_per_alert_bytes": traced["with_parse_cache"],
         "traced_tracker_only_per_alert_bytes": traced["tracker_only"],
+        "traced_parts": traced["parts"],
         "traced_top": traced["top"],
-        "json_bytes_per_alert": round(json_bytes),
+        "json_bytes_per_alert": json_bytes,
         "ratio_to_json": round(rss / json_bytes, 2),
-        "target_bytes": TARGET,
-        "target_met": rss <= TARGET,
-    }
+        "target_met": rss <= TARGET and traced["tracker_only"] <= TRACED_TARGET,
+    })
     common.emit(result)
     return 0
 

@@ -21,7 +21,10 @@ when the daemon process is spawned (its start-up, about 2 s, is included).  The 
 - polls during the storm and their mean duration; Alertmanager's ``GET /api/v2/alerts``
   + ``json.loads`` with all N alerts (its API speed) and its RSS; the relay worker's RSS.
 
-At the end the queue must hold N messages.  Target: confirmed_s <= 20 s.
+At the end the queue must hold N messages.  Then, in the same run, the fair floor: N raw
+confirmed publishes through the relay's ``Notifier`` with 8 threads into a new queue with no
+consumer (growing to N, as the storm's).  Targets: confirmed_s <= 20 s; confirmed_s <= 1.3x
+N / the floor's rate, and the storm's publishing rate >= 0.8x the floor's.
 
     python benchmarks/bench_storm.py [--alerts 50000] [--batch 1000] [--timeout 180]
 
@@ -127,6 +130,40 @@ def am_fetch(am: Alertmanager, rounds: int = 3) -> tuple[float, int]:
     return statistics.median(times), size
 
 
+def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
+    """The raw confirmed publish rate of ``n`` events, as the storm publishes them.
+
+    ``threads`` threads call the relay's own ``Notifier.publish`` (one confirmed publish
+    each, as in bench_publish's raw path) into a new queue that is bound and has no consumer,
+    so it grows to ``n`` messages, as the storm's queue does.  Same run, same broker.
+    """
+    from benchmarks.bench_publish import make_events, run_raw
+    from daemon.publish import Notifier
+    from tests.functional.publish.helpers import relay_config
+
+    name = common.unique_name("bench-floor")
+    exchange, topic = f"{name}-x", name
+    try:
+        with common.TimedConsumer(rabbit, exchange=exchange, topic=topic, conf_dir=workdir):
+            pass  # the queue exists, with nobody reading it
+        conf = relay_config(workdir, rabbit, exchange=exchange, topic=topic,
+                            publisher={"send_retry": 3})
+        notifier = Notifier(conf)
+        notifier.open()
+        try:
+            events = make_events(n, 500)
+            began = time.monotonic()
+            eps = run_raw(notifier, events, threads)
+            took = time.monotonic() - began
+        finally:
+            notifier.close()
+        depth = common.queue_depth(rabbit, f"{topic}.info")
+    finally:
+        common.delete_entities(rabbit, exchanges=[exchange], queues=[f"{topic}.info"])
+    return {"floor_eps": round(eps), "floor_s": round(took, 2), "floor_queue": depth,
+            "floor_threads": threads}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--alerts", type=int, default=50_000)
@@ -137,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
                              "starts (timed from its start); live: POSTed while it polls")
     parser.add_argument("--timeout", type=float, default=180.0,
                         help="seconds to wait for every event at most")
+    parser.add_argument("--floor-threads", type=int, default=8,
+                        help="publishing threads of the fair floor (the relay's default "
+                             "[publisher] publish_threads)")
+    parser.add_argument("--no-floor", action="store_true",
+                        help="skip the fair floor (raw publishes of as many events)")
     args = parser.parse_args(argv)
     n = args.alerts
 
@@ -265,6 +307,16 @@ def main(argv: list[str] | None = None) -> int:
             except Exception as err:  # noqa: BLE001
                 result["queue_messages"] = None
                 log(f"queue depth unavailable: {err}")
+            if not args.no_floor:
+                # After the storm, on the same broker: the floor the storm is judged against.
+                result.update(fair_floor(rabbit, n, args.floor_threads, workdir))
+                floor_s = n / result["floor_eps"]
+                result["fair_floor_s"] = round(floor_s, 2)
+                if result.get("confirmed_s"):
+                    result["vs_fair_floor"] = round(result["confirmed_s"] / floor_s, 3)
+                if result.get("publish_eps"):
+                    result["publish_vs_floor"] = round(result["publish_eps"]
+                                                       / result["floor_eps"], 3)
         finally:
             common.delete_entities(rabbit, exchanges=[exchange], queues=[queue])
     confirmed = result.get("confirmed_s")

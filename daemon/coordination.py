@@ -25,7 +25,8 @@ from oslo_log import log
 
 from daemon import exception
 
-__all__ = ["Coordinator", "assign", "cluster_units", "partition_of", "unit_name"]
+__all__ = ["Coordinator", "assign", "cluster_units", "group_members", "outbox_units",
+           "partition_of", "unit_name"]
 
 LOG = log.getLogger(__name__)
 
@@ -56,6 +57,19 @@ def unit_name(cluster: str, partition: int, partitions: int = 1) -> str:
 def cluster_units(cluster: str, partitions: int = 1) -> list[str]:
     """Every unit of a cluster, in partition order."""
     return [unit_name(cluster, p, partitions) for p in range(partitions)]
+
+
+def outbox_units(owned: Collection[str], partitions: int) -> frozenset[str]:
+    """The outbox units a relay owning ``owned`` publishes.
+
+    With partitions, the owner of a cluster's partition 0 also publishes the events
+    stored under the cluster's own name: those a single relay left (``db copy`` gives
+    them their cluster as unit) or written while ``partitions`` was 1.
+    """
+    units = set(owned)
+    if partitions > 1:
+        units.update(unit[:-2] for unit in owned if unit.endswith("/0"))
+    return frozenset(units)
 
 
 def partition_of(fingerprint: str, partitions: int) -> int:
@@ -290,6 +304,26 @@ class Coordinator:
                         "says they are still ours, no unit is taken over meanwhile", err)
         self._problem = str(err)
         self.healthy = False
+
+
+def group_members(backend_url: str, group: str = GROUP) -> set[str]:
+    """The members of ``group`` now, without joining it (blocking; for the operator's check).
+
+    :raises tooz.ToozError: the backend does not answer (one attempt)
+    """
+    from tooz import coordination
+
+    driver = coordination.get_coordinator(backend_url, b"alarm-relay-manage-check")
+    _fail_fast(driver)
+    driver.start(start_heart=False)
+    try:
+        try:
+            found = driver.get_members(group.encode()).get()
+        except coordination.GroupNotCreated:
+            found = set()
+        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
+    finally:
+        driver.stop()
 
 
 def _fail_fast(driver: Any) -> None:

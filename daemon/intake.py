@@ -240,10 +240,21 @@ class Intake:
         """
         cluster = self._cluster_of_unit(unit)
         tracker = self._make_tracker(cluster)
-        tracker.restore(await self._db(self._store.load_states, [unit]))
+        tracker.restore(await self._unit_states(unit, cluster))
         self._units[unit] = _Unit(cluster, tracker, epoch)
         telemetry.ALERTS_TRACKED.set(self.tracked)
         return tracker.tracked
+
+    async def _unit_states(self, unit: str, cluster: str) -> list[dict[str, Any]]:
+        if self.partitions == 1:
+            return await self._db(self._store.load_states, [unit])
+        # With partitions, the records a single relay wrote (`db copy` gives them their
+        # cluster as unit) or written while partitions was 1 are found under the
+        # cluster's name: each partition takes its own from there too, and stores them
+        # under its unit at their next change.
+        records = await self._db(self._store.load_states, [unit, cluster])
+        return [r for r in records
+                if self.unit_of(cluster, str(r.get("fingerprint", ""))) == unit]
 
     async def verify(self, name: str) -> bool:
         """Is ``name`` still ours? An empty write fenced with its epoch says.
@@ -376,14 +387,23 @@ class Intake:
 
     async def run_inbox(self, interval: float = 0.2) -> None:
         """Call :meth:`drain_inbox` every ``interval`` seconds, until cancelled."""
+        failing = False
         while True:
             try:
-                if self.accepting and await self.drain_inbox():
-                    continue  # more may wait: look again at once
-            except exception.OutboxFull as err:
-                LOG.warning("Inbox deliveries wait: %s", err)
+                handled = self.accepting and await self.drain_inbox()
+            except (exception.OutboxFull, exception.StoreError) as err:
+                # Once per outage: the loop looks again every `interval`.
+                if not failing:
+                    LOG.warning("Inbox deliveries wait: %s", err)
+                failing = True
             except Exception:
                 LOG.exception("Draining the webhook inbox failed")
+            else:
+                if failing:
+                    LOG.info("Inbox deliveries are taken again")
+                failing = False
+                if handled:
+                    continue  # more may wait: look again at once
             await asyncio.sleep(interval)
 
     async def expire(self) -> None:
@@ -498,8 +518,10 @@ class Intake:
 
     async def _rebuild(self, name: str, cluster: str) -> LifecycleTracker:
         tracker = self._make_tracker(cluster)
-        units = [name] if self.coordinated else None
-        tracker.restore(await self._db(self._store.load_states, units))
+        if self.coordinated:
+            tracker.restore(await self._unit_states(name, cluster))
+        else:
+            tracker.restore(await self._db(self._store.load_states))
         return tracker
 
     async def _db(self, func: Callable[..., T], *args: Any) -> T:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 
 from daemon.exception import InvalidAlert
 
@@ -86,11 +86,56 @@ class Alert:
 
 _UTC = datetime.UTC
 _ZERO_TIME = "0001-01-01T00:00:00"
-_STATES = frozenset(("active", "suppressed", "unprocessed"))
-_WEBHOOK_STATUSES = frozenset(("firing", "resolved"))
+#: The canonical state names: an Alert holds these, not the decoded copies.
+_STATES = {name: name for name in ("active", "suppressed", "unprocessed")}
+_WEBHOOK_STATUSES = {name: name for name in ("firing", "resolved")}
 _TIME_CACHE: dict[str, datetime.datetime | None] = {}
+_MS_TIME_CACHE: dict[str, datetime.datetime | None] = {}
 _TIME_CACHE_MAX = 65536
 _EMPTY: Mapping[str, str] = {}
+_MISSING = object()
+
+#: Shared copies of the strings alerts repeat (label names, common values, generator
+#: URLs, silence ids): a decoded body holds one copy per alert.  Two bounded
+#: generations: when the current one is full it becomes the previous one, and a string
+#: found there moves back, so values that keep coming stay shared while unique ones
+#: (ids, descriptions) pass through; the table holds at most twice _STRINGS_MAX.
+_STRINGS: dict[str, str] = {}
+_STRINGS_OLD: dict[str, str] = {}
+_STRINGS_MAX = 16384
+#: Longer strings are not shared (the table must not pin large dead text).
+_STRINGS_MAX_LEN = 512
+
+
+def share(value: str) -> str:
+    """The shared copy of a string equal to ``value`` (``value`` itself if new or long).
+
+    :param value: any string
+    :returns: an equal string; the same object for equal values seen recently
+    """
+    global _STRINGS, _STRINGS_OLD
+    found = _STRINGS.get(value)
+    if found is not None:
+        return found
+    if len(value) > _STRINGS_MAX_LEN:
+        return value
+    found = _STRINGS_OLD.get(value)
+    if found is not None:
+        value = found
+    if len(_STRINGS) >= _STRINGS_MAX:
+        _STRINGS_OLD = _STRINGS
+        _STRINGS = {}
+    _STRINGS[value] = value
+    return value
+
+
+def _shared_strings(values: dict[str, str]) -> dict[str, str]:
+    """A copy of a validated string dict with shared names and values."""
+    get = _STRINGS.get
+    out = {}
+    for name, value in values.items():
+        out[get(name) or share(name)] = get(value) or share(value)
+    return out
 
 
 class _Problem(Exception):
@@ -103,17 +148,18 @@ class _Problem(Exception):
 
 
 class ParseCache:
-    """Memory of alert objects already parsed, keyed by Alertmanager's fingerprint.
+    """Memory of alerts already parsed, keyed by Alertmanager's fingerprint.
 
-    Alertmanager returns the same alerts poll after poll.  When an object is
-    equal to the one parsed last time (a deep comparison done in C), the same
-    :class:`Alert` is returned without validating, hashing or allocating
-    again; when only some fields changed, the labels (and their fingerprint)
-    and annotations are reused if equal.  A wrong or colliding key only costs
-    a miss: objects are always compared in full.  Not alert state: it only
-    speeds up parsing and may be cleared at any time.
+    Alertmanager returns the same alerts poll after poll.  When an object says
+    what the :class:`Alert` parsed last time for its fingerprint holds (every
+    field the Alert is made of compared, in the Alert's own terms), that same
+    Alert is returned without validating, hashing or allocating again; when
+    only some fields changed, the labels (and their fingerprint) and
+    annotations are reused if equal.  Only the Alerts are kept, not the decoded
+    objects: an entry costs a dictionary slot, the Alert being the one the
+    tracker keeps anyway.  A wrong or colliding key only costs a miss.  Not
+    alert state: it only speeds up parsing and may be cleared at any time.
 
-    Parsed objects are kept (not copied): do not mutate them afterwards.
     Entries live for two generations: :meth:`rotate` after each complete poll
     forgets what the poll before did not list, so memory follows the alerts
     Alertmanager holds.
@@ -127,8 +173,8 @@ class ParseCache:
     def __init__(self, replica_labels: Iterable[str] = (), *, max_size: int = 200_000) -> None:
         self.drop = frozenset(replica_labels)
         self._max_size = max_size
-        self._current: dict[str, tuple[dict, Alert]] = {}
-        self._previous: dict[str, tuple[dict, Alert]] = {}
+        self._current: dict[str, Alert] = {}
+        self._previous: dict[str, Alert] = {}
 
     def __len__(self) -> int:
         return len(self._current.keys() | self._previous.keys())
@@ -143,22 +189,69 @@ class ParseCache:
         self._current = {}
         self._previous = {}
 
-    def _get(self, key: str, obj: dict) -> tuple[Alert | None, tuple[dict, Alert] | None]:
-        """The cached Alert for an equal object, else the entry to reuse parts of."""
-        entry = self._current.get(key)
-        if entry is None:
-            entry = self._previous.get(key)
-            if entry is not None and entry[0] == obj:
-                self._current[key] = entry
-                return entry[1], entry
-        elif entry[0] == obj:
-            return entry[1], entry
-        return None, entry
+    def _get(self, key: str, obj: dict) -> tuple[Alert | None, Alert | None]:
+        """The cached Alert when ``obj`` still says it, else the Alert to reuse parts of."""
+        alert = self._current.get(key)
+        if alert is None:
+            alert = self._previous.get(key)
+            if alert is not None and _says(obj, alert):
+                self._current[key] = alert
+                return alert, alert
+        elif _says(obj, alert):
+            return alert, alert
+        return None, alert
 
-    def _put(self, key: str, obj: dict, alert: Alert) -> None:
+    def _put(self, key: str, alert: Alert) -> None:
         if len(self._current) >= self._max_size:
             self._current = {}
-        self._current[key] = (obj, alert)
+        self._current[key] = alert
+
+
+def _same_time(raw: object, value: datetime.datetime | None, cache: dict) -> bool:
+    """Whether a raw time field parses to ``value`` (False when it would not parse)."""
+    if raw is None:
+        return value is None
+    if type(raw) is not str:
+        return False
+    found = cache.get(raw, _MISSING)
+    if found is _MISSING:
+        try:
+            found = _parse_time(raw, "", millis=cache is _MS_TIME_CACHE)
+        except _Problem:
+            return False
+    return found == value if value is not None else found is None
+
+
+def _same_ids(raw: object, ids: tuple[str, ...]) -> bool:
+    if type(raw) is not list:
+        return False
+    if not raw:
+        return not ids
+    return len(raw) == len(ids) and all(a == b for a, b in zip(raw, ids, strict=True))
+
+
+def _says(obj: dict, alert: Alert) -> bool:
+    """Whether parsing ``obj`` would give an Alert equal to ``alert`` (same fingerprint key).
+
+    Compares, field by field, what :func:`_build` reads; a value that is not
+    valid never equals the (valid) Alert's, so a True here needs no validation.
+    """
+    status = obj.get("status")
+    if type(status) is dict:  # GET /api/v2/alerts
+        if (alert.status != "firing" or status.get("state") != alert.state
+                or not _same_ids(status.get("silencedBy"), alert.silenced_by)
+                or not _same_ids(status.get("inhibitedBy"), alert.inhibited_by)
+                or not _same_time(obj.get("updatedAt"), alert.updated_at, _TIME_CACHE)):
+            return False
+    elif (status != alert.status or type(status) is not str or alert.state != "active"
+          or alert.silenced_by or alert.inhibited_by or alert.updated_at is not None):
+        return False  # webhook v4: what it cannot say must be the defaults
+    return (obj.get("labels") == alert.labels
+            and obj.get("annotations", _EMPTY) == alert.annotations
+            and obj.get("generatorURL", "") == alert.generator_url
+            and obj.get("startsAt") is not None
+            and _same_time(obj.get("startsAt"), alert.starts_at, _MS_TIME_CACHE)
+            and _same_time(obj.get("endsAt"), alert.ends_at, _TIME_CACHE))
 
 
 def _check_strings(value: object, field: str) -> dict[str, str]:
@@ -183,9 +276,9 @@ def _check_string_list(value: object, field: str) -> tuple[str, ...]:
 def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.datetime | None:
     if type(value) is not str:
         raise _Problem(field, "must be a string")
-    key = value if not millis else "ms:" + value
+    cache = _MS_TIME_CACHE if millis else _TIME_CACHE
     try:
-        return _TIME_CACHE[key]
+        return cache[value]
     except KeyError:
         pass
     if value.startswith(_ZERO_TIME):
@@ -203,17 +296,17 @@ def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.
             parsed = parsed.replace(tzinfo=_UTC)
         if millis and parsed.microsecond % 1000:
             parsed = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
-    if len(_TIME_CACHE) >= _TIME_CACHE_MAX:
-        _TIME_CACHE.clear()
-    _TIME_CACHE[key] = parsed
+    if len(cache) >= _TIME_CACHE_MAX:
+        cache.clear()
+    cache[value] = parsed
     return parsed
 
 
 def _labels_and_fingerprint(obj: dict, drop: frozenset[str],
-                            entry: tuple[dict, Alert] | None) -> tuple[Mapping[str, str], str]:
+                            entry: Alert | None) -> tuple[Mapping[str, str], str]:
     labels = obj.get("labels")
-    if entry is not None and entry[1].labels == labels:
-        return entry[1].labels, entry[1].fingerprint
+    if entry is not None and entry.labels == labels:
+        return entry.labels, entry.fingerprint
     if labels is None:
         raise _Problem("labels", "is required")
     labels = _check_strings(labels, "labels")
@@ -225,20 +318,26 @@ def _labels_and_fingerprint(obj: dict, drop: frozenset[str],
     # dominates parsing a 50,000-alert storm).
     if (type(given) is str and _AM_FINGERPRINT.fullmatch(given)
             and drop.isdisjoint(labels)):
-        return labels, given
-    return labels, fingerprint(labels, drop)
+        return _shared_strings(labels), given
+    return _shared_strings(labels), fingerprint(labels, drop)
 
 
 _AM_FINGERPRINT = re.compile(r"[0-9a-f]{16}")
 
 
-def _annotations(obj: dict, entry: tuple[dict, Alert] | None) -> Mapping[str, str]:
+def _annotations(obj: dict, entry: Alert | None) -> Mapping[str, str]:
     annotations = obj.get("annotations", _EMPTY)
-    if entry is not None and entry[1].annotations == annotations:
-        return entry[1].annotations
-    if annotations is _EMPTY:
-        return annotations
-    return _check_strings(annotations, "annotations")
+    if entry is not None and entry.annotations == annotations:
+        return entry.annotations
+    if annotations is _EMPTY or annotations == _EMPTY:
+        return _EMPTY
+    return _shared_strings(_check_strings(annotations, "annotations"))
+
+
+def _string_ids(value: object, field: str) -> tuple[str, ...]:
+    if type(value) is list and not value:
+        return ()
+    return tuple(map(share, _check_string_list(value, field)))
 
 
 def _parse(obj: object, drop: frozenset[str], cache: ParseCache | None) -> Alert:
@@ -255,11 +354,11 @@ def _parse(obj: object, drop: frozenset[str], cache: ParseCache | None) -> Alert
                 return hit
     alert = _build(obj, drop, entry)
     if cache is not None and am_fp is not None:
-        cache._put(am_fp, obj, alert)
+        cache._put(am_fp, alert)
     return alert
 
 
-def _build(obj: dict, drop: frozenset[str], entry: tuple[dict, Alert] | None) -> Alert:
+def _build(obj: dict, drop: frozenset[str], entry: Alert | None) -> Alert:
     labels, fp = _labels_and_fingerprint(obj, drop, entry)
     annotations = _annotations(obj, entry)
     if "startsAt" not in obj:
@@ -272,28 +371,27 @@ def _build(obj: dict, drop: frozenset[str], entry: tuple[dict, Alert] | None) ->
     generator_url = obj.get("generatorURL", "")
     if type(generator_url) is not str:
         raise _Problem("generatorURL", "must be a string")
+    if generator_url:
+        generator_url = share(generator_url)
     status = obj.get("status")
     if type(status) is dict:  # GET /api/v2/alerts
-        state = status.get("state")
-        if state not in _STATES:
+        state = _STATES.get(status.get("state")) if type(status.get("state")) is str else None
+        if state is None:
             raise _Problem("status.state",
                            "must be one of active, suppressed, unprocessed")
-        silenced_by = status.get("silencedBy")
-        silenced = (() if type(silenced_by) is list and not silenced_by
-                    else _check_string_list(silenced_by, "status.silencedBy"))
-        inhibited_by = status.get("inhibitedBy")
-        inhibited = (() if type(inhibited_by) is list and not inhibited_by
-                     else _check_string_list(inhibited_by, "status.inhibitedBy"))
+        silenced = _string_ids(status.get("silencedBy"), "status.silencedBy")
+        inhibited = _string_ids(status.get("inhibitedBy"), "status.inhibitedBy")
         updated_raw = obj.get("updatedAt")
         updated_at = None if updated_raw is None else _parse_time(updated_raw, "updatedAt")
         return Alert(fp, labels, annotations, starts_at, ends_at, "firing", state,
                      silenced, inhibited, generator_url, updated_at)
     if type(status) is str:  # webhook v4
-        if status not in _WEBHOOK_STATUSES:
+        canonical = _WEBHOOK_STATUSES.get(status)
+        if canonical is None:
             raise _Problem("status", "must be firing or resolved")
-        if status == "resolved" and ends_at is None:
+        if canonical == "resolved" and ends_at is None:
             raise _Problem("endsAt", "must be set on a resolved alert")
-        return Alert(fp, labels, annotations, starts_at, ends_at, status, "active",
+        return Alert(fp, labels, annotations, starts_at, ends_at, canonical, "active",
                      (), (), generator_url, None)
     if status is None:
         raise _Problem("status", "is required")
@@ -345,7 +443,7 @@ class ParsedAlerts:
     problems: list[ParseProblem]
 
 
-def parse_alerts(objects: Sequence[object], *, cache: ParseCache) -> ParsedAlerts:
+def parse_alerts(objects: Iterable[object], *, cache: ParseCache) -> ParsedAlerts:
     """Validate a batch of alert objects (a poll's list, a delivery's ``alerts``).
 
     Never raises for a bad object: each one becomes a :class:`ParseProblem`.

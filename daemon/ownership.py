@@ -8,7 +8,10 @@ Every ``[coordination] check_interval`` seconds the stage reads the live members
 - claims each unit newly assigned here (``Store.claim``: the unit's epoch goes up by
   one and becomes the fencing token of every write for it), then hands it to the
   intake (load its state, track it) and the dispatcher (publish its backlog);
-- gives up each unit assigned elsewhere;
+- gives up each unit assigned elsewhere; a unit moving from one live member to
+  another (a relay joined) is claimed by its new owner only after two checks, by
+  when the previous owner has seen the same assignment and let it go, so a
+  rebalance hands over instead of fencing (a dead owner's units are claimed at once);
 - checks each unit it owns with an empty write fenced with its epoch (``verify``):
   a unit claimed by another relay since is refused, counted as a fenced write, and
   stepped down from, even when this relay had nothing else to write.
@@ -86,7 +89,10 @@ class Ownership:
         self._verify = verify
         self._settle = settle
         self._settle_until = 0.0
+        self._waiting: dict[str, float] = {}  # unit -> when first assigned here from a live owner
         self._backend_down = False
+        self._database_down = False
+        self._tasks: set[asyncio.Task] = set()
         self.owned: dict[str, int] = {}
         self.owners: dict[str, tuple[str, int]] = {}
         self._lock = asyncio.Lock()
@@ -138,7 +144,9 @@ class Ownership:
         LOG.info("Ownership: stepped down from unit %s (epoch %d): another relay claimed it",
                  unit, epoch)
         self._publish_change()
-        asyncio.get_running_loop().create_task(self._release_quietly(unit))
+        task = asyncio.get_running_loop().create_task(self._release_quietly(unit))
+        self._tasks.add(task)  # held until done: the loop keeps only weak references
+        task.add_done_callback(self._tasks.discard)
 
     async def check(self) -> None:
         """One round: read owners and members, then claim and give up units."""
@@ -146,6 +154,15 @@ class Ownership:
             await self._check()
 
     async def _check(self) -> None:
+        loop = asyncio.get_running_loop()
+        # The heartbeat first: a busy database thread must not make this relay miss
+        # its lease.
+        members: frozenset[str] | None
+        try:
+            members = await self.coordinator.refresh()
+        except exception.CoordinationError:
+            members = None
+            self._backend_down = True
         # Fencing is the truth: a unit another relay claimed since is given up here,
         # also while the coordination backend does not answer.
         if self._verify is not None:
@@ -153,21 +170,18 @@ class Ownership:
                 try:
                     await self._verify(unit)
                 except exception.AlarmRelayError as err:
-                    LOG.warning("Ownership check of unit %s skipped, the database did not "
-                                "answer: %s", unit, err)
+                    self._database_failed(err)
                     return
+        if members is None:
+            return  # keep what the database still says is ours; claim nothing
         try:
             self.owners = await self._db(self._store.owners)
         except exception.AlarmRelayError as err:
-            LOG.warning("Ownership check skipped, the database did not answer: %s", err)
+            self._database_failed(err)
             return
-        loop = asyncio.get_running_loop()
-        try:
-            members = await self.coordinator.refresh()
-        except exception.CoordinationError:
-            # Keep what the database still says is ours; claim nothing.
-            self._backend_down = True
-            return
+        if self._database_down:
+            self._database_down = False
+            LOG.info("Ownership checks resume: the database answers again")
         if self._backend_down:
             self._backend_down = False
             self._settle_until = loop.time() + self._settle
@@ -178,12 +192,22 @@ class Ownership:
             owner = target.get(unit)
             if owner != self.member_id:
                 await self._give_up(unit, "released", f"assigned to {owner}")
-        for unit in sorted(u for u, m in target.items() if m == self.member_id):
+        now = loop.time()
+        wanted = sorted(u for u, m in target.items() if m == self.member_id)
+        self._waiting = {u: t for u, t in self._waiting.items() if u in wanted}
+        for unit in wanted:
             if unit in self.owned:
                 continue
-            if settling and previous.get(unit) not in (None, self.member_id):
+            owner = previous.get(unit)
+            if settling and owner not in (None, self.member_id):
                 continue  # its owner may not have rejoined yet
-            await self._take(unit, previous.get(unit))
+            if owner not in (None, self.member_id) and owner in members:
+                # A live owner gives it up at its next check: let it, then claim.
+                since = self._waiting.setdefault(unit, now)
+                if now - since < 2 * self._interval:
+                    continue
+            self._waiting.pop(unit, None)
+            await self._take(unit, owner)
 
     async def _take(self, unit: str, previous: str | None) -> None:
         try:
@@ -215,6 +239,13 @@ class Ownership:
         telemetry.OWNERSHIP_CHANGES.labels(change=change).inc()
         LOG.info("Ownership: gave up unit %s (epoch %d): %s", unit, epoch, why)
         self._publish_change()
+
+    def _database_failed(self, err: Exception) -> None:
+        # Once per outage; the units stay where they are meanwhile.
+        if not self._database_down:
+            LOG.warning("Ownership checks wait, the database did not answer: %s; the units "
+                        "stay where they are", err)
+        self._database_down = True
 
     def _drop(self, unit: str) -> None:
         self.owned.pop(unit, None)

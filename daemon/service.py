@@ -34,7 +34,7 @@ from oslo_service import service
 
 from daemon import api, exception, tls
 from daemon.conf import alertmanager as alertmanager_conf
-from daemon.coordination import Coordinator
+from daemon.coordination import Coordinator, outbox_units
 from daemon.datasources import build_resolver
 from daemon.intake import Intake
 from daemon.last_good import load_mapping_or_last_good
@@ -51,26 +51,36 @@ __all__ = ["Relay", "RelayService", "check_store", "open_store", "run_forever"]
 LOG = log.getLogger(__name__)
 
 
-def open_store(conf: cfg.ConfigOpts, *, coordinated: bool) -> Store:
+def open_store(conf: cfg.ConfigOpts, *, coordinated: bool, lock_wait: float = 0.0) -> Store:
     """The configured store, open; without coordination, held by this relay alone.
 
     Blocking: run it in the DB executor.
 
     :param coordinated: ``[coordination] backend_url`` is set (several relays
         share the database, fenced); otherwise the single-relay lock is taken
+    :param lock_wait: seconds to keep trying for the lock (a worker replaced on
+        SIGHUP may start while the one before still stops and holds it)
     :raises SchemaMismatch: a shared database's schema is behind (``db sync``)
     :raises StoreInUse: another relay without coordination uses the database
     :raises StoreError: the database cannot be reached
     """
     store = store_from_conf(conf)
     store.open()
-    if not coordinated:
-        try:
-            hold_single_relay_lock(store)
-        except BaseException:
-            store.close()
-            raise
-    return store
+    if coordinated:
+        return store
+    deadline = time.monotonic() + lock_wait
+    try:
+        while True:
+            try:
+                hold_single_relay_lock(store)
+                return store
+            except exception.StoreInUse:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.5)
+    except BaseException:
+        store.close()
+        raise
 
 
 def check_store(conf: cfg.ConfigOpts, *, coordinated: bool) -> None:
@@ -177,8 +187,8 @@ class Relay:
         conf, loop = self.conf, asyncio.get_running_loop()
         await loop.run_in_executor(self._db, pathlib.Path(conf.state_dir).mkdir, 0o750, True, True)
         coordinated = bool(conf.coordination.backend_url)
-        store = await loop.run_in_executor(
-            self._db, lambda: open_store(conf, coordinated=coordinated))
+        store = await loop.run_in_executor(self._db, lambda: open_store(
+            conf, coordinated=coordinated, lock_wait=conf.graceful_shutdown_timeout))
         self._closers.append(lambda: loop.run_in_executor(self._db, store.close))
         compiled = await loop.run_in_executor(self._db, load_mapping_or_last_good, conf)
         resolver = build_resolver(conf, executor=self._auth)
@@ -221,7 +231,9 @@ class Relay:
         self.ownership = Ownership(
             coordinator, store, db_executor=self._db, units=self.intake.units(),
             check_interval=conf.check_interval, on_take=self.intake.take,
-            on_release=self.intake.release, on_change=self.dispatcher.set_units,
+            on_release=self.intake.release,
+            on_change=lambda owned: self.dispatcher.set_units(
+                outbox_units(owned, conf.partitions)),
             verify=self.intake.verify, settle=conf.lease)
         self._closers.insert(0, coordinator.stop)
         await self.ownership.start()

@@ -7,6 +7,8 @@ A retried publish is not a drop.
 
 from __future__ import annotations
 
+import asyncio
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = [
@@ -17,6 +19,7 @@ __all__ = [
     "EVENTS_PUBLISHED",
     "EVENTS_TRUNCATED",
     "FENCED_WRITES",
+    "LOOP_TASKS",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
@@ -109,3 +112,18 @@ FENCED_WRITES = Counter(
     "Writes refused because another relay claimed the unit since (this relay then "
     "steps down from it; nothing was stored).",
     registry=REGISTRY)
+
+
+def _loop_tasks() -> float:
+    """Tasks of the event loop running in this thread (NaN outside one)."""
+    try:
+        return float(len(asyncio.all_tasks()))
+    except RuntimeError:
+        return float("nan")
+
+
+LOOP_TASKS = Gauge(
+    "alarm_relay_event_loop_tasks",
+    "Tasks of the daemon's event loop when /metrics was scraped (a leak shows as growth).",
+    registry=REGISTRY)
+LOOP_TASKS.set_function(_loop_tasks)

@@ -28,6 +28,8 @@ __all__ = ["ZERO", "SuppressedPolicy", "TrackerCore"]
 
 SuppressedPolicy = Literal["keep-firing", "resolve"]
 ZERO = datetime.timedelta(0)
+#: Bound of the derived alarm_ids remembered between two exports.
+_MAX_IDS = 100_000
 
 
 class TrackerCore:
@@ -54,6 +56,9 @@ class TrackerCore:
         self._closed: dict[str, ClosedOccurrence] = {}
         self._dirty: set[str] = set()
         self._holder_sets: dict[frozenset[Holder], frozenset[Holder]] = {}
+        # alarm_ids derived since the last export: each transition's id is
+        # needed again for its state record (key: what the id is made of).
+        self._ids: dict[tuple[str, datetime.datetime, int], str] = {}
         self._offsets: dict[str, datetime.timedelta] = {}
         # How far ahead of its last update Alertmanager lists an alert's
         # endsAt (Prometheus: 4 resend periods), as seen in polls.
@@ -73,7 +78,7 @@ class TrackerCore:
 
     def firing(self) -> list[Transition]:
         """Not a transition list: the current alarms, as firing snapshots (for checks)."""
-        return [Transition("firing", a.alarm_id, a.sequence, a.alert, a.last_seen,
+        return [Transition("firing", self._alarm_id(a), a.sequence, a.alert, a.last_seen,
                            self.cluster, a.source_url) for a in self._alarms.values()]
 
     def state_key(self, fingerprint: str) -> str:
@@ -94,19 +99,30 @@ class TrackerCore:
 
     # -- transitions -----------------------------------------------------
 
+    def _alarm_id(self, alarm: Alarm) -> str:
+        pinned = alarm.pinned_id
+        if pinned is not None:
+            return pinned
+        key = (alarm.alert.fingerprint, alarm.starts_at, alarm.incarnation)
+        found = self._ids.get(key)
+        if found is None:
+            if len(self._ids) >= _MAX_IDS:
+                self._ids.clear()
+            found = self._ids[key] = alarm_id(self.cluster, *key)
+        return found
+
     def _emit(self, out: list[Transition], kind: TransitionKind, alarm: Alarm,
               alert: Alert, now: datetime.datetime, source_url: str,
               reason: str | None = None) -> None:
-        out.append(Transition(kind, alarm.alarm_id, alarm.sequence, alert, now,
+        out.append(Transition(kind, self._alarm_id(alarm), alarm.sequence, alert, now,
                               self.cluster, source_url, reason))
 
     def _fire(self, out: list[Transition], alert: Alert, now: datetime.datetime,
               seen_at: datetime.datetime, seen_on: frozenset[Holder], source_url: str,
               incarnation: int = 1, latest_start: datetime.datetime | None = None) -> None:
         fp = alert.fingerprint
-        alarm = Alarm(alarm_id(self.cluster, fp, alert.starts_at, incarnation),
-                       alert.starts_at, latest_start or alert.starts_at, incarnation, 1,
-                       alert, seen_at, seen_on, source_url, alert.ends_at)
+        alarm = Alarm(alert.starts_at, latest_start or alert.starts_at, incarnation, 1,
+                      alert, seen_at, seen_on, source_url, alert.ends_at)
         self._alarms[fp] = alarm
         self._dirty.add(fp)
         self._emit(out, "firing", alarm, alert, now, source_url)
@@ -159,6 +175,8 @@ class TrackerCore:
         fp = alert.fingerprint
         old = alarm.alert
         if alert.starts_at < alarm.starts_at:
+            if alarm.pinned_id is None:  # the id stays the first copy's
+                alarm.pinned_id = self._alarm_id(alarm)
             alarm.starts_at = alert.starts_at
             self._dirty.add(fp)
         elif alert.starts_at > alarm.latest_start:

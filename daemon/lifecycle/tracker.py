@@ -81,11 +81,14 @@ class LifecycleTracker(PollRules, WebhookRules):
         for fp in self._dirty:
             key = self.state_key(fp)
             alarm = self._alarms.get(fp)
+            alarm_id = None
             if alarm is not None:
                 alarm.stored_ends_at = alarm.alert.ends_at
+                alarm_id = self._alarm_id(alarm)
             changes.append((key, state.encode(key, self.cluster, fp, alarm,
-                                              self._closed.get(fp))))
+                                              self._closed.get(fp), alarm_id)))
         self._dirty.clear()
+        self._ids.clear()
         return changes
 
     def restore(self, records: Iterable[dict[str, Any]]) -> None:
@@ -108,7 +111,8 @@ class LifecycleTracker(PollRules, WebhookRules):
                     raise ValueError(f"unknown version {version!r}")
                 fp = record["fingerprint"]
                 if record.get("alarm") is not None:
-                    self._alarms[fp] = state.decode_alarm(fp, record["alarm"], self._holders)
+                    self._alarms[fp] = state.decode_alarm(fp, record["alarm"], self._holders,
+                                                         self.cluster)
                 if record.get("closed") is not None:
                     self._closed[fp] = state.decode_closed(record["closed"], self._holders)
                 loaded += 1

@@ -373,14 +373,14 @@ def _check_mapping(conf: cfg.ConfigOpts, add) -> None:
 # -- coordination -----------------------------------------------------------------
 
 def _check_coordination(conf: cfg.ConfigOpts, add) -> None:
-    from daemon.coordination import GROUP, cluster_units
+    from daemon.coordination import GROUP, cluster_units, group_members
 
     if not conf.coordination.backend_url:
         add("SKIP", "coordination", "[coordination] backend_url is empty (a single relay)")
         add("SKIP", "ownership", "a single relay owns every cluster")
         return
     try:
-        members = _members(conf.coordination.backend_url, GROUP)
+        members = group_members(conf.coordination.backend_url, GROUP)
     except Exception as err:  # noqa: BLE001 - any driver error is the finding
         # The URL may hold a password: name the error only.
         add("FAIL", "coordination", f"the tooz backend does not answer ({type(err).__name__})"
@@ -411,21 +411,6 @@ def _check_coordination(conf: cfg.ConfigOpts, add) -> None:
             "that a relay runs with the same backend_url and database")
     else:
         add("OK", "ownership", "; ".join(lines))
-
-
-def _members(url: str, group: str) -> set[str]:
-    from tooz import coordination
-
-    coordinator = coordination.get_coordinator(url, b"alarm-relay-manage-check")
-    coordinator.start(start_heart=False)
-    try:
-        try:
-            found = coordinator.get_members(group.encode()).get()
-        except coordination.GroupNotCreated:
-            found = set()
-        return {m.decode() if isinstance(m, bytes) else str(m) for m in found}
-    finally:
-        coordinator.stop()
 
 
 def _owners(conf: cfg.ConfigOpts) -> dict[str, tuple[str, int]]:

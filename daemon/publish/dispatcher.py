@@ -250,7 +250,14 @@ class Dispatcher:
                 age = await loop.run_in_executor(self._db_executor, store.oldest_age,
                                                  time.time(), units)
                 self._set_gauges(depth, age)
+                if not self.store_ok:
+                    LOG.info("The outbox is readable again")
                 self.store_ok = True
+            except exception.StoreError as err:
+                # The database is down: said once, not at every interval.
+                if self.store_ok:
+                    LOG.warning("The outbox is not readable: %s", err)
+                self.store_ok = False
             except Exception:
                 self.store_ok = False
                 LOG.exception("The outbox is not readable")

@@ -39,10 +39,11 @@ import datetime
 import email.utils
 import json
 import random
+import re
 import ssl
 import time
 import urllib.parse
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import final
 
 import aiohttp
@@ -60,6 +61,7 @@ __all__ = [
     "PollerSettings",
     "clock_offset",
     "display_url",
+    "json_array_items",
 ]
 
 LOG = log.getLogger(__name__)
@@ -491,14 +493,22 @@ class AlertmanagerPoller:
             raise _Retryable(_describe(err)) from err
 
     def _decode(self, url: str, body: bytes) -> tuple[list[model.Alert], frozenset[str]]:
-        try:
-            objects = json.loads(body)
-        except ValueError as err:
-            raise _Fatal(f"response is not JSON: {err}") from err
-        if type(objects) is not list:
-            raise _Fatal("response is not a JSON list")
         cache = self._caches[url]
-        parsed = model.parse_alerts(objects, cache=cache)
+        try:
+            # One object at a time: each is compared with its cached Alert and
+            # dropped, so a poll never holds the whole decoded list (its peak
+            # memory stays in the allocator after the poll, as resident memory)
+            # and the collector never walks it.
+            parsed = model.parse_alerts(json_array_items(body), cache=cache)
+        except ValueError:
+            # Not one well-formed array: json.loads says what is wrong, as before.
+            try:
+                objects = json.loads(body)
+            except ValueError as err:
+                raise _Fatal(f"response is not JSON: {err}") from err
+            if type(objects) is not list:
+                raise _Fatal("response is not a JSON list") from None
+            parsed = model.parse_alerts(objects, cache=cache)
         cache.rotate()
         problems = parsed.problems
         if problems:
@@ -527,6 +537,48 @@ class AlertmanagerPoller:
         cluster_status = cluster.get("status") if type(cluster) is dict else None
         return (uptime if type(uptime) is str else None,
                 cluster_status if type(cluster_status) is str else None)
+
+
+_SCAN = json.JSONDecoder().scan_once
+_SPACE = re.compile(r"[ \t\n\r]*")
+
+
+def json_array_items(body: bytes) -> Iterator[object]:
+    """The items of a JSON array, decoded one by one (as ``json.loads`` decodes them).
+
+    :param body: the encoded array (UTF-8, -16 or -32, as ``json.loads`` takes)
+    :raises ValueError: while iterating, when the body is not one well-formed
+        JSON array (the items before the fault have been yielded)
+    """
+    text = body.decode(json.detect_encoding(body), "surrogatepass")
+    space = _SPACE.match
+    idx = space(text).end()
+    if text[idx:idx + 1] != "[":
+        raise ValueError("not a JSON array")
+    idx = space(text, idx + 1).end()
+    if text[idx:idx + 1] != "]":
+        while True:
+            try:
+                item, idx = _SCAN(text, idx)
+            except StopIteration as err:
+                raise ValueError(f"no JSON value at {err.value}") from None
+            yield item
+            sep = text[idx:idx + 1]
+            if sep not in (",", "]"):
+                idx = space(text, idx).end()
+                sep = text[idx:idx + 1]
+            if sep == "]":
+                break
+            if sep != ",":
+                raise ValueError(f"expected ',' or ']' at {idx}")
+            idx += 1
+            if text[idx:idx + 1] in _BLANKS:
+                idx = space(text, idx).end()
+    if space(text, idx + 1).end() != len(text):
+        raise ValueError("extra data after the array")
+
+
+_BLANKS = frozenset(" \t\n\r")
 
 
 class _stop_before(tenacity.stop.stop_base):

@@ -47,6 +47,7 @@ from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_e
 from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 from daemon.store.lock import flock
+from daemon.store.sqlite import DEFAULT_MAX_EVENT_BYTES, MIN_EVENT_BYTES
 from daemon.store.tables import INBOX, LIFECYCLE_STATE, OUTBOX, UNITS
 
 __all__ = ["ENGINE_OPTIONS", "SQLStore", "create_engine", "reason", "redact"]
@@ -68,6 +69,9 @@ ENGINE_OPTIONS = ("sqlite_synchronous", "mysql_sql_mode", "mysql_wsrep_sync_wait
 
 _FAILURES = (sa.exc.SQLAlchemyError, db_exception.DBError)
 
+#: Seconds a connection attempt to a database server may take (unless the URL says).
+CONNECT_TIMEOUT = 10
+
 
 def redact(url: str) -> str:
     """``url`` without its password, for messages and logs."""
@@ -84,9 +88,22 @@ def create_engine(url: str, **options: Any) -> sa.Engine:
     (``BEGIN IMMEDIATE``): pysqlite's own handling begins only at the first
     write, too late for a fenced write's read of the epoch.
 
+    A server URL without ``connect_timeout`` gets one of
+    :data:`CONNECT_TIMEOUT` seconds: an unreachable host would otherwise hold a
+    webhook delivery for the TCP timeout (minutes) before it is answered 503.
+
     :param options: oslo.db ``create_engine`` keywords (:data:`ENGINE_OPTIONS`)
     :raises StoreError: the database cannot be reached (after oslo.db's retries)
     """
+    try:
+        parsed = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as err:
+        raise exception.StoreError(problem="[database] connection is not an SQLAlchemy URL "
+                                   f"({type(err).__name__})") from None
+    if parsed.get_backend_name() in ("postgresql", "mysql") and \
+            "connect_timeout" not in parsed.query:
+        url = parsed.update_query_dict({"connect_timeout": str(CONNECT_TIMEOUT)}
+                                       ).render_as_string(hide_password=False)
     try:
         engine = engines.create_engine(url, **options)
     except _FAILURES as err:
@@ -142,8 +159,6 @@ class SQLStore(Store):
     def __init__(self, url: str, *, max_events: int, max_event_bytes: int | None = None,
                  cache_events: int = 10000, upgrade: bool = False,
                  engine_options: dict[str, Any] | None = None) -> None:
-        from daemon.store.sqlite import DEFAULT_MAX_EVENT_BYTES, MIN_EVENT_BYTES
-
         if max_events < 1:
             raise ValueError("max_events must be at least 1")
         max_event_bytes = max_event_bytes or DEFAULT_MAX_EVENT_BYTES

@@ -12,6 +12,9 @@ cluster name for a single relay.
 Types: JSON text can be megabytes (``[publisher] max_event_bytes``), so it is
 ``LONGTEXT`` on MySQL/MariaDB, where ``TEXT`` stops at 64 KiB; times are
 ``time.time()`` floats, double precision everywhere.
+
+Indexes by unit exist on the shared databases only: the embedded file serves
+one relay, which reads every unit, and they would only slow its writes.
 """
 
 from __future__ import annotations
@@ -33,6 +36,12 @@ JsonText = sa.Text().with_variant(mysql.LONGTEXT(), "mysql", "mariadb")
 #: Type of ``time.time()`` values.
 Time = sa.Double()
 _UNIT = sa.String(255)
+
+
+def _shared(ddl: object, target: object, bind: object, dialect: sa.Dialect, **kw: object) -> bool:
+    """Indexes by unit only where several relays read by unit (not the embedded file)."""
+    return dialect.name != "sqlite"
+
 #: Row ids that never wrap (SQLite's AUTOINCREMENT needs its INTEGER, 64-bit there too).
 _ROW_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
@@ -46,7 +55,7 @@ OUTBOX = sa.Table(
     sa.Column("payload", JsonText, nullable=False),
     sa.Column("created_at", Time, nullable=False),
     sa.Column("unit", _UNIT, nullable=False, server_default=""),
-    sa.Index(None, "unit", "seq"),
+    sa.Index(None, "unit", "seq").ddl_if(callable_=_shared),
     sqlite_autoincrement=True,
 )
 
@@ -55,7 +64,7 @@ LIFECYCLE_STATE = sa.Table(
     sa.Column("key", sa.String(255), primary_key=True),
     sa.Column("record", JsonText, nullable=False),
     sa.Column("unit", _UNIT, nullable=False, server_default=""),
-    sa.Index(None, "unit"),
+    sa.Index(None, "unit").ddl_if(callable_=_shared),
 )
 
 UNITS = sa.Table(
@@ -74,6 +83,6 @@ INBOX = sa.Table(
     sa.Column("source_url", sa.Text, nullable=False),
     sa.Column("alerts", JsonText, nullable=False),
     sa.Column("received_at", Time, nullable=False),
-    sa.Index(None, "unit", "id"),
+    sa.Index(None, "unit", "id").ddl_if(callable_=_shared),
     sqlite_autoincrement=True,
 )

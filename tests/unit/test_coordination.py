@@ -149,3 +149,8 @@ def test_unreachable_backend_is_a_coordination_error_and_keeps_members(caplog):
     asyncio.run(run())
     warnings = [r for r in caplog.records if "coordination backend" in r.getMessage()]
     assert len(warnings) == 1  # once per outage, not once per check
+
+
+def test_partition_0_also_publishes_what_was_stored_under_the_cluster():
+    assert coordination.outbox_units({"c/0", "c/2", "d/1"}, 3) == {"c/0", "c/2", "d/1", "c"}
+    assert coordination.outbox_units({"c"}, 1) == {"c"}

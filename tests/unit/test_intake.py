@@ -300,3 +300,16 @@ async def test_single_relay_owns_every_cluster_unfenced(store, db):
     assert await intake.verify("east")
     stored, _ = await _call(db, store.pending_after, 0, 10, units=["east"])
     assert len(stored) == 1  # the unit column says whose event it is
+
+
+async def test_partitions_take_the_state_a_single_relay_left_under_the_cluster(store, db):
+    single = make_intake(store, db, clusters=["east"])  # what `db copy` brings: unit "east"
+    alerts = [alert(f"A{i}") for i in range(12)]
+    await single.on_poll(poll("east", *alerts))
+    intake = make_intake(store, db, clusters=["east"], coordinated=True, partitions=3)
+    for p in range(3):
+        await intake.take(f"east/{p}", await _call(db, store.claim, f"east/{p}", "me"))
+    assert intake.tracked == 12  # each alarm in its partition, none twice
+    before = await _call(db, store.depth)
+    await intake.on_poll(poll("east", *alerts))
+    assert await _call(db, store.depth) == before  # nothing fired again

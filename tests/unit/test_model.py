@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from daemon import model
 from daemon.exception import InvalidAlert
 from daemon.model import ParseCache, fingerprint, parse_alert
 
@@ -199,3 +200,102 @@ def test_parse_never_crashes_on_odd_labels(labels, starts):
     except InvalidAlert:
         return
     assert alert.fingerprint == fingerprint(labels)
+
+
+# -- the parse cache keeps Alerts, not decoded objects -----------------------------
+
+_BASE = {
+    "labels": {"alertname": "HighCpu", "severity": "critical", "instance": "vm-1"},
+    "annotations": {"title": "High cpu"}, "generatorURL": "http://prom/graph?g0.expr=up",
+    "startsAt": "2026-11-21T22:00:11.706Z", "endsAt": "2026-11-21T22:05:11.706Z",
+    "updatedAt": "2026-11-21T22:01:11.708Z", "fingerprint": "0123456789abcdef",
+    "receivers": [{"name": "relay"}],
+    "status": {"inhibitedBy": [], "silencedBy": [], "state": "active"}}
+_MISSING = object()
+#: (path, value): one change of the object; _MISSING removes the field.
+_CHANGES = [
+    (("startsAt",), "2026-11-21T22:00:11.706999Z"),  # same millisecond: the same Alert
+    (("startsAt",), "2026-11-21T22:00:12.706Z"), (("startsAt",), "0001-01-01T00:00:00Z"),
+    (("startsAt",), 5), (("startsAt",), _MISSING), (("startsAt",), "yesterday"),
+    (("endsAt",), "2026-11-21T22:09:11.706Z"), (("endsAt",), "0001-01-01T00:00:00Z"),
+    (("endsAt",), _MISSING), (("endsAt",), None), (("endsAt",), []),
+    (("endsAt",), "2026-11-21T23:05:11.706+01:00"),
+    (("updatedAt",), "2026-11-21T22:02:11.708Z"), (("updatedAt",), _MISSING),
+    (("updatedAt",), 7),
+    (("status", "state"), "suppressed"), (("status", "state"), "bogus"),
+    (("status", "state"), _MISSING), (("status", "state"), ["active"]),
+    (("status", "silencedBy"), ["s-1"]), (("status", "silencedBy"), [1]),
+    (("status", "silencedBy"), _MISSING), (("status", "inhibitedBy"), ["i-1"]),
+    (("status", "inhibitedBy"), "i-1"),
+    (("status",), "firing"), (("status",), "resolved"), (("status",), "pending"),
+    (("status",), _MISSING), (("status",), 3),
+    (("generatorURL",), "http://other"), (("generatorURL",), _MISSING),
+    (("generatorURL",), 1),
+    (("labels", "severity"), "minor"), (("labels", "severity"), 7),
+    (("labels", "extra"), "x"), (("labels",), {}), (("labels",), _MISSING),
+    (("annotations", "title"), "Other"), (("annotations", "title"), 1),
+    (("annotations",), {}), (("annotations",), _MISSING), (("annotations",), []),
+    (("receivers",), []), (("fingerprint",), 12),
+]
+
+
+def _changed(changes) -> dict:
+    obj = copy.deepcopy(_BASE)
+    for path, value in changes:
+        target = obj
+        for key in path[:-1]:
+            if type(target.get(key)) is not dict:
+                target[key] = {}
+            target = target[key]
+        if value is _MISSING:
+            target.pop(path[-1], None)
+        else:
+            target[path[-1]] = copy.deepcopy(value)
+    return obj
+
+
+def _outcome(obj, cache=None):
+    try:
+        return parse_alert(obj, where="x", cache=cache)
+    except InvalidAlert as err:
+        return str(err)
+
+
+@given(st.lists(st.lists(st.sampled_from(_CHANGES), max_size=3), min_size=1, max_size=5),
+       st.booleans())
+def test_cached_parse_gives_what_a_fresh_parse_gives(objects, rotate):
+    """Whatever changed since the cached Alert was parsed, the cache answers as a fresh parse."""
+    cache = ParseCache()
+    for changes in [[], *objects]:
+        obj = _changed(changes)
+        assert _outcome(obj, cache) == _outcome(copy.deepcopy(obj))
+        if rotate:
+            cache.rotate()
+
+
+def test_cache_keeps_no_decoded_object(api_firing):
+    import sys
+
+    cache = ParseCache()
+    obj = api_firing[0]
+    held = (sys.getrefcount(obj), sys.getrefcount(obj["labels"]),
+            sys.getrefcount(obj["status"]))
+    alert = parse_alert(obj, where="x", cache=cache)
+    assert parse_alert(copy.deepcopy(obj), where="x", cache=cache) is alert
+    assert (sys.getrefcount(obj), sys.getrefcount(obj["labels"]),
+            sys.getrefcount(obj["status"])) == held
+    assert alert.labels == obj["labels"] and alert.labels is not obj["labels"]
+
+
+def test_alerts_share_repeated_strings(api_firing):
+    one, two = (parse_alert(copy.deepcopy(o), where="x") for o in api_firing[:2])
+    for name in one.labels.keys() & two.labels.keys():
+        if one.labels[name] == two.labels[name]:
+            assert one.labels[name] is two.labels[name]
+        assert next(k for k in one.labels if k == name) is next(
+            k for k in two.labels if k == name)
+    assert one.generator_url is two.generator_url or one.generator_url != two.generator_url
+    assert one.state is two.state
+    long = "x" * 10_000
+    assert model.share("".join(["x"] * 10_000)) is not long  # long text is not pinned
+    assert model.share("-".join(["a", "b"])) is model.share("-".join(["a", "b"]))

@@ -64,8 +64,7 @@ def test_webhook_to_a_standby_reaches_the_bus_even_if_it_dies(
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path,
                   endpoint=collector):
         group = relays(2, database=postgresql_url, backend_url=coordination_url,
-                       alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic,
-                       sections={"lifecycle": {"resolve_grace_period": 60.0}})
+                       alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic)
         first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
         owner, standby = group[first], group[1 - first]
         assert owned(standby) == {}

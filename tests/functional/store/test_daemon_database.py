@@ -135,7 +135,80 @@ def test_a_second_relay_on_one_database_without_coordination_is_refused(
         assert lines[0].endswith("several relays on one database need [coordination] "
                                  "backend_url")
         assert sa.engine.make_url(postgresql_url).password not in second.log()
-        assert first.get("/readyz")[0] == 200
+        wait_until(lambda: first.get("/readyz")[0] == 200, timeout=30,
+                   what="the first relay still ready")
     # Once the first is gone, the database is free again.
     with second:
         assert second.get("/healthz")[0] == 200
+
+
+def test_a_state_file_of_the_previous_release_is_taken_over(
+        tmp_path, mapping_file, alertmanager, rabbit_url):
+    """The daemon's own state, rewritten in the previous release's schema (user_version 1,
+    its DDL verbatim): the daemon upgrades it and goes on without firing anything again."""
+    import sqlite3
+
+    from tests.unit.store.test_sqlite_units import _RELEASE_1_SCHEMA
+
+    alertmanager.post_alerts([make_alert(f"Old{i}", {"instance": f"host{i}"})
+                              for i in range(3)])
+    broker_down = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
+    first = relay(tmp_path, "relay", mapping_file, alertmanager, broker_down)
+    with first:
+        wait_until(lambda: first.metric("alarm_relay_outbox_depth") == 3, timeout=30,
+                   what="3 events in the outbox")
+    path = first.state_dir / "alarm-relay.sqlite"
+    current = sqlite3.connect(path)
+    events = current.execute("SELECT event_id, event_type, alarm_id, sequence, payload,"
+                             " created_at FROM outbox ORDER BY seq").fetchall()
+    states = current.execute("SELECT key, record FROM lifecycle_state").fetchall()
+    current.close()
+    assert len(events) == 3 and len(states) == 3
+    for suffix in ("", "-wal", "-shm"):
+        path.with_name(path.name + suffix).unlink(missing_ok=True)
+    old = sqlite3.connect(path, isolation_level=None)
+    old.execute("PRAGMA journal_mode=WAL")
+    for statement in _RELEASE_1_SCHEMA:
+        old.execute(statement)
+    old.execute("PRAGMA user_version=1")
+    old.executemany("INSERT INTO outbox (event_id, event_type, alarm_id, sequence, payload,"
+                    " created_at) VALUES (?, ?, ?, ?, ?, ?)", events)
+    old.executemany("INSERT INTO lifecycle_state (key, record) VALUES (?, ?)", states)
+    old.close()
+
+    again = relay(tmp_path, "relay", mapping_file, alertmanager, rabbit_url)
+    with again:
+        again.wait_for_log("State restored: 3 alarms tracked, 3 events waiting in the outbox")
+        wait_until(lambda: again.metric("alarm_relay_outbox_depth") == 0, timeout=30,
+                   what="the old outbox sent")
+        polls = again.metric("alarm_relay_polls_total", outcome="success")
+        wait_until(lambda: again.metric("alarm_relay_polls_total", outcome="success")
+                   >= polls + 2, timeout=15, what="two more polls")
+        assert again.metric("alarm_relay_transitions_total", kind="firing") == 0
+        assert again.metric("alarm_relay_events_published_total") == 3
+    assert "upgraded from schema 0001 to" in again.log()
+    upgraded = sqlite3.connect(path)
+    try:
+        assert upgraded.execute("PRAGMA user_version").fetchone()[0] == 2
+        # The same alarms (their records may have been refreshed by the polls since).
+        keys = [r[0] for r in upgraded.execute("SELECT key FROM lifecycle_state ORDER BY key")]
+        assert keys == sorted(s[0] for s in states)
+    finally:
+        upgraded.close()
+
+
+def test_sighup_on_a_shared_database_hands_the_lock_to_the_new_worker(
+        tmp_path, mapping_file, alertmanager, rabbit_url, postgresql_url):
+    import signal
+
+    assert manage("db", "sync", "--connection", postgresql_url).returncode == 0
+    daemon = relay(tmp_path, "reload", mapping_file, alertmanager, rabbit_url,
+                   database=postgresql_url)
+    with daemon:
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for_log("alarm-relay ready", count=2, timeout=60)
+        # Ready once the new worker's first poll is answered.
+        wait_until(lambda: daemon.get("/readyz")[0] == 200, timeout=30,
+                   what="/readyz 200 from the new worker")
+        assert "already uses database" not in daemon.log()
+    assert "Traceback" not in daemon.log()

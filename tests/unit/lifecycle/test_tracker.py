@@ -633,6 +633,23 @@ def test_replica_briefly_holding_only_the_later_copy_changes_nothing():
     assert tr2.observe_poll(poll(30, (A, [a]), (B, [a])), at(30)) == []
 
 
+def test_alarm_id_stays_the_first_copys_after_an_earlier_copy_and_a_restart():
+    """The id is derived, not stored: once startsAt moves to an earlier copy's, it is kept."""
+    store: dict = {}
+    tr = tracker()
+    a, b = copy_of("prom-a", starts=-360), copy_of("prom-b", starts=-60)
+    [f] = tr.observe_poll(poll(0, (A, [b])), at(0))
+    assert tr.observe_poll(poll(6, (A, [a, b])), at(6)) == []
+    assert f.alarm_id != alarm_id("c", a.fingerprint, a.starts_at)
+    assert [t.alarm_id for t in tr.firing()] == [f.alarm_id]
+    tr2 = tracker()
+    tr2.restore(roundtrip(tr, store))
+    assert store[f"c/{a.fingerprint}"]["alarm"]["alarm_id"] == f.alarm_id
+    assert [t.alarm_id for t in tr2.firing()] == [f.alarm_id]
+    [r] = tr2.observe_poll(poll(20, (A, [])), at(20))
+    assert (r.kind, r.alarm_id, r.sequence) == ("resolved", f.alarm_id, 2)
+
+
 def test_prometheus_replica_failover_is_no_new_occurrence():
     """prom-a dies: its copy expires in Alertmanager while prom-b's fires on."""
     tr = tracker()

@@ -441,3 +441,26 @@ async def test_sends_only_the_units_owned_and_a_taken_units_backlog(outbox, exec
     finally:
         stop.set()
         await task
+
+
+async def test_store_outage_is_logged_once_and_its_end_once(tmp_path, executors, caplog):
+    class FailingStore(SQLiteStore):
+        failures = 3
+
+        def depth(self, units=None):
+            if self.failures:
+                self.failures -= 1
+                raise exception.StoreError(problem="database: connection refused")
+            return super().depth(units)
+
+    caplog.set_level(logging.INFO, logger="daemon.publish")
+    with FailingStore(str(tmp_path / "s.sqlite"), max_events=10) as store:
+        dispatcher = _dispatcher(store, FakeNotifier(), executors)
+        watch = asyncio.ensure_future(dispatcher.watch_store(interval=0.01))
+        try:
+            await _until(lambda: store.failures == 0 and dispatcher.store_ok)
+        finally:
+            watch.cancel()
+    assert caplog.text.count("The outbox is not readable") == 1
+    assert "Traceback" not in caplog.text
+    assert caplog.text.count("The outbox is readable again") == 1

@@ -12,6 +12,8 @@ import json
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from daemon import telemetry
 from daemon.exception import ConfigError
@@ -20,6 +22,7 @@ from daemon.sources.alertmanager import (
     PollerSettings,
     clock_offset,
     display_url,
+    json_array_items,
 )
 from tests.unit.conftest import load
 
@@ -355,3 +358,33 @@ def test_clock_offset_is_the_smallest_difference_the_date_proves(server_ahead, e
 def test_clock_offset_without_a_readable_date():
     assert clock_offset(None, 1.0, 2.0) is None
     assert clock_offset("yesterday", 1.0, 2.0) is None
+# -- decoding the alert list one item at a time ------------------------------------
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12)
+_BLANK = st.text(alphabet=" \t\n\r", max_size=2)
+
+
+@given(st.lists(_JSON, max_size=6), _BLANK, _BLANK, _BLANK,
+       st.sampled_from(["utf-8", "utf-16", "utf-32"]))
+def test_json_array_items_gives_what_json_loads_gives(items, before, inside, after, encoding):
+    body = (before + "[" + inside + ("," + inside).join(json.dumps(i) for i in items)
+            + inside + "]" + after).encode(encoding)
+    assert list(json_array_items(body)) == json.loads(body)
+
+
+def test_json_array_items_takes_a_utf8_bom_as_json_loads_does():
+    assert list(json_array_items(b"\xef\xbb\xbf[1, {}]")) == [1, {}]
+
+
+@pytest.mark.parametrize("body", [
+    b"", b"{}", b'"x"', b"[", b"[{", b"[1,]", b"[1 2]", b"[1]x", b"[1],", b"[,1]", b"[1,,2]",
+    b"[1] [2]", b"[NaN"])
+def test_json_array_items_refuses_what_json_loads_refuses(body):
+    with pytest.raises(ValueError):
+        list(json_array_items(body))
+    with pytest.raises(ValueError):
+        if type(json.loads(body)) is not list:
+            raise ValueError("not a list")
