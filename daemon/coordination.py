@@ -199,6 +199,13 @@ class Coordinator:
         self.members = members
         return members
 
+    async def heartbeat(self) -> None:
+        """Renew this relay's membership (nothing before :meth:`start` connected).
+
+        :raises CoordinationError: the backend does not answer
+        """
+        await self._call(self._beat)
+
     async def stop(self) -> None:
         """Leave the group (the others take over at once) and disconnect. Idempotent."""
         if self._stopped:
@@ -259,6 +266,10 @@ class Coordinator:
         if not self._joined:
             LOG.info("Joined coordination group %s as %s", self.group, self.member_id)
         self._joined = True
+
+    def _beat(self) -> None:
+        if self._tooz is not None and self._started():
+            self._tooz.heartbeat()
 
     def _refresh(self) -> frozenset[str]:
         from tooz import coordination

@@ -115,13 +115,30 @@ class Ownership:
         await self.check()
 
     async def run(self) -> None:
-        """Check every ``check_interval`` seconds, until cancelled."""
+        """Check every ``check_interval`` seconds, until cancelled.
+
+        The heartbeat has a timer of its own: a check can wait behind a busy
+        intake (a storm's observation holds the unit's lock for seconds) or the
+        database thread, and a live relay must not lose its membership then.
+        """
+        beating = asyncio.ensure_future(self._beat_forever())
+        try:
+            while True:
+                await asyncio.sleep(self._interval)
+                try:
+                    await self.check()
+                except Exception:
+                    LOG.exception("Ownership check failed")
+        finally:
+            beating.cancel()
+
+    async def _beat_forever(self) -> None:
         while True:
             await asyncio.sleep(self._interval)
             try:
-                await self.check()
-            except Exception:
-                LOG.exception("Ownership check failed")
+                await self.coordinator.heartbeat()
+            except exception.CoordinationError:
+                pass  # the next check notes the outage and logs it once
 
     async def stop(self) -> None:
         """Leave the group, so the others take the units over without waiting for the

@@ -105,3 +105,38 @@ async def test_backend_down_at_start_joins_later(redis_server: RedisServer):
         await _until(joined, 20, "joining once the backend answers")
     finally:
         await a.stop()
+
+
+async def test_a_long_ownership_check_does_not_lapse_the_membership(
+        coordination_url: str, tmp_path):
+    """A storm's observation can hold a check for seconds; the heartbeat must go on."""
+    import concurrent.futures
+
+    from daemon.ownership import Ownership
+    from daemon.store import SQLiteStore
+
+    db = concurrent.futures.ThreadPoolExecutor(1)
+    store = SQLiteStore(str(tmp_path / "state.sqlite"), max_events=100)
+    store.open()
+    a = Coordinator(coordination_url, "host-a-1", lease=1.5)
+    watcher = Coordinator(coordination_url, "host-w-2", lease=30.0)
+    async def nothing(*args) -> None:
+        return None
+
+    ownership = Ownership(a, store, db_executor=db, units=["east"], check_interval=0.2,
+                          on_take=nothing, on_release=nothing)
+    await watcher.start()
+    await ownership.start()
+    running = asyncio.ensure_future(ownership.run())
+    try:
+        async with ownership._lock:  # a check that takes 4 s (more than two leases)
+            for _ in range(8):
+                await asyncio.sleep(0.5)
+                assert "host-a-1" in await watcher.refresh(), "a live relay lost its membership"
+    finally:
+        running.cancel()
+        await asyncio.gather(running, return_exceptions=True)
+        await ownership.stop()
+        await watcher.stop()
+        store.close()
+        db.shutdown(wait=True)
