@@ -383,8 +383,10 @@ class PollRules(TrackerCore):
             started = uptime_time(uptime)
             if started is None:
                 return False
-            if started <= alarm.alert.starts_at:
-                continue  # running since before the alert began: both in its clock
+            if started <= alarm.alert.starts_at - self.expire_delay:
+                # Running since before the alert began. startsAt is Prometheus's
+                # clock and the uptime Alertmanager's: expire_delay is the margin.
+                continue
             offset = cycle.offsets.get(url, ZERO)
             lead = self._lead or self.max_resend_interval
             if started + lead > cycle.now + offset - self.expire_delay:
