@@ -359,12 +359,13 @@ def rows_memory(f: dict, _all: dict) -> list[Row]:
                      f"{_n(f.get('traced_tracker_only_per_alert_bytes'))} / "
                      f"{_n(f.get('traced_per_alert_bytes'))}", "-", "-", "-", "n/a"))
     by_size = f.get("rss_by_size") or {}
-    warm = f.get("warm_rss_by_size") or {}
-    if len(warm) > 1:
-        sizes = ", ".join(f"{int(k):,}" for k in warm)
-        rows.append(("memory", f"  RSS per alert at {sizes}, after a first decoding (bytes)",
-                     " / ".join(_n(v) for v in warm.values()),
-                     "in a new process " + " / ".join(_n(v) for v in by_size.values()),
+    if len(by_size) > 1:
+        sizes = ", ".join(f"{int(k):,}" for k in by_size)
+        base_sizes = base.get("rss_by_size") or {}
+        rows.append(("memory", f"  RSS per alert at {sizes} (bytes)",
+                     " / ".join(_n(v) for v in by_size.values()),
+                     ("main " + " / ".join(_n(v) for v in base_sizes.values()))
+                     if base_sizes else "-",
                      _n(f.get("rss_spread"), "{:.2f}x"), "flat within 15%",
                      _met(f.get("rss_spread", 9) <= 1.15)))
     return rows
