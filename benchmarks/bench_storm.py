@@ -196,8 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-threads", type=int, default=8,
                         help="publishing threads of the fair floor (the relay's default "
                              "[publisher] publish_threads)")
-    parser.add_argument("--gc-stats", action="store_true",
-                        help="count the daemon's collector pauses (benchmarks/gcstats)")
+    parser.add_argument("--no-gc-stats", dest="gc_stats", action="store_false",
+                        help="do not count the daemon's collector pauses (benchmarks/gcstats)")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the fair floor (raw publishes of as many events)")
     args = parser.parse_args(argv)
