@@ -333,6 +333,13 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
                 _n(f.get("publish_eps")), f"raw {_n(raw)}",
                 _n(f["publish_eps"] / raw if raw and f.get("publish_eps") else None,
                    "{:.2f}x"), "-", "n/a"))
+    gcs = f.get("relay_gc") or {}
+    if gcs.get("seconds"):
+        out.append(("storm", "  collector pauses in the daemon's worker (s): "
+                             "young / middle / full generations",
+                    " / ".join(_n(x, "{:.2f}") for x in gcs["seconds"]),
+                    "collections " + " / ".join(_n(x) for x in gcs["collections"]),
+                    "-", "-", "n/a"))
     return out[:1] + fair + out[1:]
 
 
