@@ -57,10 +57,17 @@ BENCHES = [
           "poll cycle (fetch, parse, diff) vs fetch + json.loads"),
     Bench("publish", "bench_publish.py", (), ("--events", "5000", "--rounds", "1"), 300,
           "outbox -> RabbitMQ vs raw confirmed publishes"),
+    Bench("publish-postgresql", "bench_publish.py", ("--store", "postgresql"),
+          ("--store", "postgresql", "--events", "5000", "--rounds", "1"), 300,
+          "outbox in a shared PostgreSQL database -> RabbitMQ vs raw confirmed publishes"),
     Bench("e2e", "bench_e2e.py", (), ("--webhook", "200", "--poll", "50", "--floor", "50"), 360,
           "end-to-end latency, webhook and poll paths"),
     Bench("storm", "bench_storm.py", (), ("--alerts", "10000"), 420,
           "50,000 new alerts -> all events confirmed"),
+    Bench("ha-storm", "bench_ha.py", ("storm",), ("storm", "--alerts", "10000"), 1200,
+          "the storm through 3 relays on PostgreSQL (partitions 3) vs 1 relay on SQLite"),
+    Bench("ha-takeover", "bench_ha.py", ("takeover",), ("takeover", "--rounds", "3"), 480,
+          "SIGKILL of the owner -> another relay owns the unit, the next alert on the bus"),
     Bench("memory", "bench_memory.py", (), ("--alerts", "20000", "--sizes", "5000"), 600,
           "resident memory per tracked alert"),
     Bench("startup", "bench_startup.py", (), ("--runs", "3"), 240,
@@ -274,6 +281,23 @@ def rows_publish(f: dict, _all: dict) -> list[Row]:
     return rows
 
 
+def rows_publish_postgresql(f: dict, _all: dict) -> list[Row]:
+    eps, raw = f.get("outbox_eps"), f.get("raw_eps")
+    ratio, median = f.get("ratio"), f.get("ratio_median")
+    worst = min(r for r in (ratio, median) if r is not None) if ratio is not None else None
+    rows = [("publish-postgresql",
+             f"outbox in PostgreSQL -> broker, {f.get('threads', '?')} threads (events/s)",
+             _n(eps), f"raw confirmed publishes {_n(raw)}", _n(ratio, "{:.2f}x"), ">= 0.8x",
+             _met(None if worst is None else worst >= 0.8))]
+    if median is not None:
+        rows.append(("publish-postgresql", "  median of the per-round ratios",
+                     _n(median, "{:.2f}x"), "same round's raw rate", _n(median, "{:.2f}x"),
+                     ">= 0.8x", _met(median >= 0.8)))
+    rows.append(("publish-postgresql", "  outbox put into PostgreSQL (events/s)",
+                 _n(f.get("outbox_put_eps")), "", "", "(informative)", "n/a"))
+    return rows
+
+
 def rows_e2e(f: dict, _all: dict) -> list[Row]:
     out = []
     floor = f.get("bus_floor", {}).get("receive", {})
@@ -341,6 +365,64 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
                     "collections " + " / ".join(_n(x) for x in gcs["collections"]),
                     "-", "-", "n/a"))
     return out[:1] + fair + out[1:]
+
+
+def rows_ha_storm(f: dict, _all: dict) -> list[Row]:
+    n = f.get("alerts", 0)
+    ha, base = f.get("ha") or {}, f.get("baseline") or {}
+    shares = " / ".join(_n(s * 100 if s is not None else None, "{:.0f}%")
+                        for s in ha.get("share_per_relay") or [])
+    rate_ratio = (ha["eps"] / base["eps"] if ha.get("eps") and base.get("eps") else None)
+    return [
+        ("ha-storm", f"{n:,} new alerts, 3 relays on PostgreSQL, partitions 3 -> all "
+         "confirmed (s)", _n(ha.get("confirmed_s"), "{:.1f}"),
+         f"1 relay on SQLite {_n(base.get('confirmed_s'), '{:.1f}')}",
+         _n(f.get("ratio"), "{:.2f}x"), f"{n:,} firing, none twice", _met(f.get("exact"))),
+        ("ha-storm", "  alerts per second, first POST -> last confirm", _n(ha.get("eps")),
+         f"1 relay {_n(base.get('eps'))}", _n(rate_ratio, "{:.2f}x"), "-", "n/a"),
+        ("ha-storm", "  every transition decided (s)", _n(ha.get("decided_s"), "{:.1f}"),
+         f"1 relay {_n(base.get('decided_s'), '{:.1f}')}", "-", "-", "n/a"),
+        ("ha-storm", "  alarms on the bus / fired twice / same event_id redelivered",
+         f"{_n(ha.get('firing_alarms'))} / {_n(ha.get('alarms_fired_twice'))} / "
+         f"{_n(ha.get('redelivered_same_event_id'))}",
+         f"1 relay {_n(base.get('firing_alarms'))} / {_n(base.get('alarms_fired_twice'))} / "
+         f"{_n(base.get('redelivered_same_event_id'))}", "-", "(informative)", "n/a"),
+        ("ha-storm", "  heartbeat lapses / ownership moves during the storm",
+         f"{_n(sum(ha.get('heartbeat_expired') or [0]))} / "
+         f"{_n(sum(c.get('taken', 0) for c in ha.get('ownership_changes_during_storm') or []))}",
+         "-", "-", "0 / 0", _met(not sum(ha.get("heartbeat_expired") or [0]))),
+        ("ha-storm", "  share of the events published by each relay", shares or "-", "-",
+         "-", "each 20-45%", _met(bool(ha.get("share_per_relay")) and all(
+             s is not None and 0.20 <= s <= 0.45 for s in ha["share_per_relay"]))),
+    ]
+
+
+def rows_ha_takeover(f: dict, _all: dict) -> list[Row]:
+    def pair(key: str) -> str:
+        got = f.get(key) or {}
+        return f"{_n(got.get('median'), '{:.1f}')} / {_n(got.get('max'), '{:.1f}')}"
+
+    rounds = f.get("rounds", 0)
+    owner_bound, bus_bound = f.get("owner_bound_s"), f.get("bus_bound_s")
+    claimed_max = (f.get("claimed_s") or {}).get("max")
+    bus_max = (f.get("bus_s") or {}).get("max")
+    return [
+        ("ha-takeover", f"SIGKILL of the owner -> unit claimed by another, median / max of "
+         f"{rounds} (s)", pair("claimed_s"),
+         f"lease + check_interval {_n(owner_bound, '{:.0f}')}",
+         _n(claimed_max / owner_bound if claimed_max and owner_bound else None, "{:.2f}x"),
+         f"<= {_n(owner_bound, '{:.0f}')} s",
+         _met(None if claimed_max is None else claimed_max <= owner_bound)),
+        ("ha-takeover", "  -> an alert fired after the kill on the bus, median / max (s)",
+         pair("bus_s"), f"+ a poll {_n(bus_bound, '{:.0f}')}",
+         _n(bus_max / bus_bound if bus_max and bus_bound else None, "{:.2f}x"),
+         f"<= {_n(f.get('issue_bound_s'), '{:.0f}')} s", _met(f.get("target_met"))),
+        ("ha-takeover", "  -> a survivor's /readyz shows the unit, median / max (s)",
+         pair("readyz_s"), "-", "-", "-", "n/a"),
+        ("ha-takeover", "  alarms fired twice / same event_id redelivered",
+         f"{_n(f.get('alarms_fired_twice'))} / {_n(f.get('redelivered_same_event_id'))}",
+         "-", "-", "0 fired twice", _met(f.get("exact"))),
+    ]
 
 
 def rows_memory(f: dict, _all: dict) -> list[Row]:
@@ -416,7 +498,9 @@ def rows_soak(f: dict, _all: dict) -> list[Row]:
 
 
 ROWS: dict[str, Callable[[dict, dict], list[Row]]] = {
-    "transform": rows_transform, "poll": rows_poll, "publish": rows_publish, "e2e": rows_e2e,
+    "transform": rows_transform, "poll": rows_poll, "publish": rows_publish,
+    "publish-postgresql": rows_publish_postgresql, "e2e": rows_e2e,
+    "ha-storm": rows_ha_storm, "ha-takeover": rows_ha_takeover,
     "storm": rows_storm, "memory": rows_memory, "startup": rows_startup, "soak": rows_soak,
 }
 

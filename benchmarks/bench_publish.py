@@ -8,6 +8,9 @@ same oslo.messaging notification transport with the same number of threads:
 - outbox: the events are stored in a fresh SQLite outbox first (timed separately as
   ``put_eps``), then the :class:`~daemon.publish.Dispatcher` drains it with
   ``threads`` publishing threads: read, send in order per alarm, acknowledge.
+  With ``--store postgresql`` (or ``mariadb``) the outbox is an SQLStore on a fresh
+  database of the machine's shared server instead (created, synced, dropped at the end),
+  as several relays share one (issue 15).
 
 Runs alternate, raw first in odd rounds and outbox first in even ones, so drift on
 the machine hits both. Reported: the best run of each and their ratio (``ratio``),
@@ -20,7 +23,7 @@ machine the rate is set by CPU, not by the confirm round trip. Messages go to a
 unique exchange and topic on the broker, whose queue is deleted at the end.
 
     .venv/bin/python benchmarks/bench_publish.py [--url rabbit://...] [--events 12000]
-        [--threads 8] [--rounds 4] [--alarms 500]
+        [--threads 8] [--rounds 4] [--alarms 500] [--store sqlite|postgresql|mariadb]
 
 The last line printed is one JSON object with the figures.
 """
@@ -46,7 +49,8 @@ sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service backend first
 from daemon.publish import Dispatcher, Notifier  # noqa: E402
-from daemon.store import SQLiteStore  # noqa: E402
+from daemon.store import SQLiteStore, SQLStore, Store, migration  # noqa: E402
+from daemon.store.sql import create_engine  # noqa: E402
 from tests.functional.publish.helpers import alarm_event, relay_config  # noqa: E402
 from tools.harness.bus import delete_entities  # noqa: E402
 
@@ -101,13 +105,21 @@ def run_raw(notifier: Notifier, events: list, threads: int) -> float:
 
 
 def run_outbox(notifier: Notifier, events: list, threads: int,
-               workdir: str, cpu: list | None = None) -> tuple[float, float]:
+               workdir: str, cpu: list | None = None,
+               database_url: str | None = None) -> tuple[float, float]:
     """Fill a fresh outbox, then drain it; returns (drain events/s, put events/s).
 
     :param cpu: if given, the CPU seconds of the drain are appended to it
+    :param database_url: an SQLStore on this (empty, synced) database instead of
+        a fresh SQLite file
     """
     path = os.path.join(workdir, f"outbox-{uuid.uuid4().hex[:6]}.sqlite")
-    outbox = SQLiteStore(path, max_events=len(events) + 1)
+    outbox: Store
+    if database_url:
+        outbox = SQLStore(database_url, max_events=len(events) + 1,
+                          engine_options={"max_retries": 0})
+    else:
+        outbox = SQLiteStore(path, max_events=len(events) + 1)
     outbox.open()
     try:
         started = time.perf_counter()
@@ -152,7 +164,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument("--alarms", type=int, default=500)
+    parser.add_argument("--store", choices=("sqlite", "postgresql", "mariadb"),
+                        default="sqlite", help="the outbox's database (default: the "
+                        "embedded SQLite file of a single relay)")
     args = parser.parse_args(argv)
+    database = None
+    if args.store != "sqlite":
+        from tools.harness.databases import MariaDBDatabase, PostgresDatabase
+
+        database = (PostgresDatabase() if args.store == "postgresql"
+                    else MariaDBDatabase()).create()
+        engine = create_engine(database.url, max_retries=0)
+        migration.upgrade(engine)   # alarm-relay-manage db sync
+        engine.dispose()
+    try:
+        return _main(args, database.url if database else None)
+    finally:
+        if database is not None:
+            database.drop()
+
+
+def _main(args: argparse.Namespace, database_url: str | None) -> int:
 
     name = f"bench-{uuid.uuid4().hex[:8]}"
     exchange, topic = f"{name}-x", f"{name}-alarms"
@@ -178,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
                         raw_cpu.append(cpu_seconds() - cpu_before)
                     else:
                         eps, put_eps = run_outbox(notifier, events, args.threads, workdir,
-                                                  drain_cpu)
+                                                  drain_cpu, database_url)
                         drained.append(eps)
                         puts.append(put_eps)
                 ratios.append(drained[-1] / raw[-1])
@@ -198,6 +230,7 @@ def main(argv: list[str] | None = None) -> int:
 
     result = {
         "benchmark": "publish",
+        "store": args.store,
         "events": args.events,
         "threads": args.threads,
         "alarms": args.alarms,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from aiohttp import web
 from oslo_log import log
@@ -22,12 +23,15 @@ __all__ = ["build_app", "serve"]
 
 
 def build_app(*, max_body_size: int,
-              readiness: Callable[[], Mapping[str, bool]]) -> web.Application:
+              readiness: Callable[[], Mapping[str, bool]],
+              details: Callable[[], Mapping[str, Any]] | None = None) -> web.Application:
     """Return the aiohttp application with the health and metrics routes.
 
     :param max_body_size: largest request body accepted (413 above it)
     :param readiness: returns the named readiness checks; /readyz is 200
         only when all of them are true
+    :param details: more JSON-able facts /readyz shows (they never make it
+        fail), e.g. ``{"coordination": {...}}`` with several relays
     """
     app = web.Application(client_max_size=max_body_size)
 
@@ -39,8 +43,10 @@ def build_app(*, max_body_size: int,
     async def readyz(request: web.Request) -> web.Response:
         checks = dict(readiness())
         ready = all(checks.values())
-        return web.json_response({"ready": ready, "checks": checks},
-                                 status=200 if ready else 503)
+        body: dict[str, Any] = {"ready": ready, "checks": checks}
+        if details is not None:
+            body.update(details())
+        return web.json_response(body, status=200 if ready else 503)
 
     async def metrics(request: web.Request) -> web.Response:
         body = generate_latest(telemetry.REGISTRY)

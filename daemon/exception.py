@@ -100,3 +100,47 @@ class WatcherError(AlarmRelayError):
         super().__init__(message, **kwargs)
         self.recoverable = recoverable
         self.reason = reason
+
+
+class StoreError(AlarmRelayError):
+    """The store's database failed or cannot be reached; nothing was written.
+
+    The webhook answers 503 (Alertmanager retries), a poll's transitions wait
+    for the next poll, and nothing is resolved for it.
+    """
+
+    msg_fmt = "store: %(problem)s"
+
+
+class SchemaMismatch(AlarmRelayError):
+    """The shared database's schema is not the one this relay needs; it does not start."""
+
+    msg_fmt = ("database schema is at %(current)s, this relay needs %(head)s: "
+               "run 'alarm-relay-manage db sync'")
+
+
+class FencedWrite(AlarmRelayError):
+    """A write fenced with an epoch that is no longer the unit's: another relay owns it.
+
+    Nothing was written; the relay must step down from ``unit``.
+    """
+
+    msg_fmt = "unit %(unit)s: write fenced with epoch %(fence)s, the unit is at epoch %(epoch)s"
+
+    def __init__(self, message: str | None = None, *, unit: str, fence: int,
+                 epoch: int, **kwargs: object) -> None:
+        super().__init__(message, unit=unit, fence=fence, epoch=epoch, **kwargs)
+        self.unit, self.fence, self.epoch = unit, fence, epoch
+
+
+class StoreInUse(AlarmRelayError):
+    """Another relay without coordination already uses this database; this one does not start."""
+
+    msg_fmt = ("another relay (%(holder)s) already uses database %(where)s; several relays "
+               "on one database need [coordination] backend_url")
+
+
+class CoordinationError(AlarmRelayError):
+    """The tooz coordination backend did not answer; the units owned stay owned (fencing)."""
+
+    msg_fmt = "coordination backend: %(problem)s"

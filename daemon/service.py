@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import os
 import pathlib
 import threading
 import time
@@ -33,19 +34,73 @@ from oslo_service import service
 
 from daemon import api, exception, tls
 from daemon.conf import alertmanager as alertmanager_conf
+from daemon.coordination import Coordinator, outbox_units
 from daemon.datasources import build_resolver
 from daemon.intake import Intake
 from daemon.last_good import load_mapping_or_last_good
 from daemon.lifecycle import LifecycleTracker
+from daemon.ownership import Ownership
 from daemon.pipeline.transformer import Transformer
 from daemon.publish import Dispatcher, Notifier
 from daemon.sources import AlertmanagerPoller, WebhookReceiver
-from daemon.store import store_from_conf
+from daemon.store import Store, hold_single_relay_lock, store_from_conf
 from daemon.systemd import sd_notify
 
-__all__ = ["Relay", "RelayService", "run_forever"]
+__all__ = ["Relay", "RelayService", "check_store", "open_store", "run_forever"]
 
 LOG = log.getLogger(__name__)
+
+
+def open_store(conf: cfg.ConfigOpts, *, coordinated: bool, lock_wait: float = 0.0) -> Store:
+    """The configured store, open; without coordination, held by this relay alone.
+
+    Blocking: run it in the DB executor.
+
+    :param coordinated: ``[coordination] backend_url`` is set (several relays
+        share the database, fenced); otherwise the single-relay lock is taken
+    :param lock_wait: seconds to keep trying for the lock (a worker replaced on
+        SIGHUP may start while the one before still stops and holds it)
+    :raises SchemaMismatch: a shared database's schema is behind (``db sync``)
+    :raises StoreInUse: another relay without coordination uses the database
+    :raises StoreError: the database cannot be reached
+    """
+    store = store_from_conf(conf)
+    store.open()
+    if coordinated:
+        return store
+    deadline = time.monotonic() + lock_wait
+    try:
+        while True:
+            try:
+                hold_single_relay_lock(store)
+                return store
+            except exception.StoreInUse:
+                if time.monotonic() >= deadline:
+                    raise
+            time.sleep(0.5)
+    except BaseException:
+        store.close()
+        raise
+
+
+def check_store(conf: cfg.ConfigOpts, *, coordinated: bool) -> None:
+    """Before the worker is forked: refuse to start on a store it could not use.
+
+    Opens and closes the store (upgrading the embedded file), so a schema that
+    is behind or a database another relay holds stops the daemon with one line
+    and a non-zero exit, instead of a worker the launcher restarts forever.
+
+    :raises SchemaMismatch, StoreInUse, StoreError: as :func:`open_store`
+    """
+    if not conf.database.connection:
+        pathlib.Path(conf.state_dir).mkdir(0o750, parents=True, exist_ok=True)
+    try:
+        store = open_store(conf, coordinated=coordinated)
+    except exception.AlarmRelayError:
+        raise
+    except Exception as err:  # sqlite3 or OS errors of the embedded file
+        raise exception.StoreError(problem=f"{conf.state_dir}: {err}") from err
+    store.close()
 
 class Relay:
     """The asyncio side of the daemon: builds every stage, runs it, drains it.
@@ -65,6 +120,7 @@ class Relay:
         self._closers: list[Callable[[], Awaitable[Any]]] = []
         self.intake: Intake | None = None
         self.dispatcher: Dispatcher | None = None
+        self.ownership: Ownership | None = None
         self.pollers: dict[str, AlertmanagerPoller] = {}
         self.listen_port: int | None = None
 
@@ -78,6 +134,15 @@ class Relay:
         else:
             checks.update({f"alertmanager_answered:{name}": ok for name, ok in answered.items()})
         return checks
+
+    def details(self) -> dict[str, Any]:
+        """What ``/readyz`` shows besides its checks: the coordination, with several relays.
+
+        A standby (no unit owned) is ready: it takes webhooks for the inbox.
+        """
+        if self.ownership is None:
+            return {}
+        return {"coordination": self.ownership.details()}
 
     def request_stop(self) -> None:
         """Ask the loop to drain and stop; safe from any thread."""
@@ -121,8 +186,9 @@ class Relay:
     async def _build(self, publishers: concurrent.futures.Executor) -> web.AppRunner | None:
         conf, loop = self.conf, asyncio.get_running_loop()
         await loop.run_in_executor(self._db, pathlib.Path(conf.state_dir).mkdir, 0o750, True, True)
-        store = store_from_conf(conf)
-        await loop.run_in_executor(self._db, store.open)
+        coordinated = bool(conf.coordination.backend_url)
+        store = await loop.run_in_executor(self._db, lambda: open_store(
+            conf, coordinated=coordinated, lock_wait=conf.graceful_shutdown_timeout))
         self._closers.append(lambda: loop.run_in_executor(self._db, store.close))
         compiled = await loop.run_in_executor(self._db, load_mapping_or_last_good, conf)
         resolver = build_resolver(conf, executor=self._auth)
@@ -134,22 +200,51 @@ class Relay:
         self._closers.insert(0, lambda: loop.run_in_executor(publishers, notifier.close))
         self.dispatcher = Dispatcher(store, notifier, db_executor=self._db,
                                      publish_executor=publishers,
-                                     threads=conf.publisher.publish_threads)
+                                     threads=conf.publisher.publish_threads,
+                                     units=frozenset() if coordinated else None)
         clusters = alertmanager_conf.clusters(conf)
         self.intake = Intake(
             clusters=[c.name for c in clusters],
             make_tracker=lambda name: LifecycleTracker.from_conf(conf, cluster=name),
             store=store, db_executor=self._db, on_stored=self.dispatcher.wake,
-            transformer=Transformer.from_conf(conf, compiled, [r for r in [resolver] if r]))
+            transformer=Transformer.from_conf(conf, compiled, [r for r in [resolver] if r]),
+            coordinated=coordinated, partitions=conf.coordination.partitions,
+            on_fenced=self._on_fenced)
         await self.intake.restore()
-        LOG.info("State restored: %d alarms tracked, %d events waiting in the outbox",
-                 self.intake.tracked, await loop.run_in_executor(self._db, store.depth))
+        if coordinated:
+            await self._coordinate(store)
+        else:
+            LOG.info("State restored: %d alarms tracked, %d events waiting in the outbox",
+                     self.intake.tracked, await loop.run_in_executor(self._db, store.depth))
         for cluster in clusters:
             poller = AlertmanagerPoller.from_conf(conf, self.intake.on_poll, cluster)
             await poller.start()
             self._closers.insert(0, poller.close)
             self.pollers[cluster.name] = poller
         return await self._serve_http() if conf.webhook.enabled else None
+
+    async def _coordinate(self, store: Store) -> None:
+        """Join the group and take the units assigned here ([coordination] backend_url)."""
+        conf = self.conf.coordination
+        member_id = f"{self.conf.host}-{os.getpid()}"
+        coordinator = Coordinator(conf.backend_url, member_id, lease=conf.lease)
+        self.ownership = Ownership(
+            coordinator, store, db_executor=self._db, units=self.intake.units(),
+            check_interval=conf.check_interval, on_take=self.intake.take,
+            on_release=self.intake.release,
+            on_change=lambda owned: self.dispatcher.set_units(
+                outbox_units(owned, conf.partitions)),
+            verify=self.intake.verify, settle=conf.lease)
+        self._closers.insert(0, coordinator.stop)
+        await self.ownership.start()
+        LOG.info("Coordinated as %s: %d units, %d owned here (%s), %d members",
+                 member_id, len(self.intake.units()), len(self.ownership.owned),
+                 ", ".join(sorted(self.ownership.owned)) or "standby",
+                 len(coordinator.members))
+
+    def _on_fenced(self, unit: str) -> None:
+        if self.ownership is not None:
+            self.ownership.fenced(unit)
 
     async def _serve_http(self) -> web.AppRunner:
         conf = self.conf
@@ -158,7 +253,8 @@ class Relay:
             await self.intake.on_webhook(alerts, source_url, cluster)
             self.pollers[cluster].poll_now()  # the poll confirms what the delivery said
 
-        app = api.build_app(max_body_size=conf.webhook.max_body_size, readiness=self.readiness)
+        app = api.build_app(max_body_size=conf.webhook.max_body_size, readiness=self.readiness,
+                            details=self.details)
         WebhookReceiver.from_conf(conf, on_alerts=on_alerts).add_routes(app)
         runner, self.listen_port = await api.serve(app, conf.webhook.host, conf.webhook.port,
                                                    tls.listener_context(conf))
@@ -172,6 +268,9 @@ class Relay:
                  asyncio.create_task(intake.run_housekeeping(
                      min(p.settings.poll_interval for p in self.pollers.values())),
                      name="housekeeping")]
+        if self.ownership is not None:
+            tasks += [asyncio.create_task(self.ownership.run(), name="ownership"),
+                      asyncio.create_task(intake.run_inbox(), name="inbox")]
         limit = conf.publisher.pause_polls_above
         tasks += [asyncio.create_task(
             poller.run(self._stop, backlog=lambda: self.dispatcher.backlog(limit),
@@ -199,6 +298,8 @@ class Relay:
         empty = await self.dispatcher.drain(max(0.1, deadline - time.monotonic()))
         tasks[0].cancel()
         await asyncio.gather(tasks[0], return_exceptions=True)
+        if self.ownership is not None:
+            await self.ownership.stop()  # the others take over without waiting for the lease
         if empty:
             LOG.info("Drained: outbox empty, every event confirmed by the broker")
         else:

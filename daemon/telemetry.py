@@ -18,10 +18,13 @@ __all__ = [
     "CLOCK_OFFSET",
     "EVENTS_PUBLISHED",
     "EVENTS_TRUNCATED",
+    "FENCED_WRITES",
     "LOOP_TASKS",
     "OUTBOX_DEPTH",
     "OUTBOX_OLDEST_AGE",
     "OUTBOX_FULL",
+    "OWNED_UNITS",
+    "OWNERSHIP_CHANGES",
     "POLL_DURATION",
     "POLL_WAIT",
     "POLLS",
@@ -95,6 +98,20 @@ OUTBOX_FULL = Counter(
 WEBHOOK_REQUESTS = Counter(
     "alarm_relay_webhook_requests_total", "Webhook deliveries, by HTTP status code.",
     ["code"], registry=REGISTRY)
+OWNED_UNITS = Gauge(
+    "alarm_relay_owned_units",
+    "Ownership units (Alertmanager clusters or their partitions) this relay owns now.",
+    registry=REGISTRY)
+OWNERSHIP_CHANGES = Counter(
+    "alarm_relay_ownership_changes_total",
+    "Units this relay took or gave up, by change (taken, released: rebalanced or "
+    "stopping, fenced: a write refused because another relay claimed it).",
+    ["change"], registry=REGISTRY)
+FENCED_WRITES = Counter(
+    "alarm_relay_fenced_writes_total",
+    "Writes refused because another relay claimed the unit since (this relay then "
+    "steps down from it; nothing was stored).",
+    registry=REGISTRY)
 
 
 def _loop_tasks() -> float:

@@ -11,11 +11,11 @@ import sys
 from oslo_config import cfg
 
 from daemon import conf as relay_conf
-from daemon.manage import check, listen, mapping
+from daemon.manage import check, db, listen, mapping
 
 
 def _add_command_parsers(subparsers) -> None:
-    for module in (check, listen, mapping):
+    for module in (check, db, listen, mapping):
         module.add_parser(subparsers)
 
 

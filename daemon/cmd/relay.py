@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         log.setup(conf, relay_conf.PROJECT)
         relay_conf.validate(conf)
         tls.preload(conf)  # built here, inherited by the worker, kept if a reload breaks it
+        service.check_store(conf, coordinated=bool(conf.coordination.backend_url))
     except (cfg.Error, exception.AlarmRelayError) as err:
         print(f"alarm-relay: error: {err}", file=sys.stderr)
         return 1

@@ -17,6 +17,8 @@ from daemon import exception, tls
 from daemon.conf import (
     aetos_client,
     alertmanager,
+    coordination,
+    database,
     datasources,
     default,
     lifecycle,
@@ -43,6 +45,8 @@ GROUP_MODULES = (
     service_credentials,
     prometheus_client,
     publisher,
+    database,
+    coordination,
     watcher_bridge,
     watcher_client,
 )
@@ -189,6 +193,22 @@ def validate(conf: cfg.ConfigOpts) -> None:
         tls.webhook_context(conf)  # the certificate, key and client CAs load
     mapping_check(conf)
     _check_state_dir(conf)
+    _check_coordination(conf)
+
+
+def _check_coordination(conf: cfg.ConfigOpts) -> None:
+    url = conf.coordination.backend_url
+    if not url:
+        return
+    if not conf.database.connection:
+        raise exception.ConfigError(
+            group="coordination", option="backend_url",
+            problem="several relays need a shared [database] connection (PostgreSQL or "
+                    "MySQL/MariaDB); the embedded SQLite file is one relay's")
+    if "://" not in url:
+        # The URL may hold a password: never echo it.
+        raise exception.ConfigError(group="coordination", option="backend_url",
+                                    problem="not a tooz URL (driver://host:port)")
 
 
 def validate_watcher_bridge(conf: cfg.ConfigOpts) -> None:

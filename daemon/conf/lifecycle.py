@@ -46,6 +46,17 @@ LIFECYCLE_OPTS = [
              "resolves with reason 'expired'. A margin for the offset's own "
              "error and for request latency."),
     cfg.FloatOpt(
+        "max_resend_interval",
+        default=900.0,
+        min=1.0,
+        help="Seconds within which Prometheus re-sends a still-firing alert to "
+             "an Alertmanager replica (at most max(evaluation_interval, "
+             "--rules.alert.resend-delay); 1 minute by default). Used for an "
+             "alarm only ever delivered by webhook, and only until a poll of "
+             "its cluster has shown how far ahead Alertmanager lists endsAt: a "
+             "replica restarted after such an alert began counts as having "
+             "dropped it once it has been up this long without listing it."),
+    cfg.FloatOpt(
         "default_resolve_timeout",
         default=300.0,
         min=1.0,

@@ -42,7 +42,8 @@ class TrackerCore:
                  suppressed_policy: SuppressedPolicy | str = "keep-firing",
                  expire_delay: float = 15.0,
                  resolved_retention: float = 86400.0,
-                 refresh_margin: float = 120.0) -> None:
+                 refresh_margin: float = 120.0,
+                 max_resend_interval: float = 900.0) -> None:
         if suppressed_policy not in ("keep-firing", "resolve"):
             raise ValueError(f"unknown suppressed_policy {suppressed_policy!r}")
         self.cluster = cluster
@@ -50,6 +51,7 @@ class TrackerCore:
         self.expire_delay = datetime.timedelta(seconds=expire_delay)
         self.resolved_retention = datetime.timedelta(seconds=resolved_retention)
         self.refresh_margin = datetime.timedelta(seconds=refresh_margin)
+        self.max_resend_interval = datetime.timedelta(seconds=max_resend_interval)
         self._alarms: dict[str, Alarm] = {}
         self._closed: dict[str, ClosedOccurrence] = {}
         self._dirty: set[str] = set()

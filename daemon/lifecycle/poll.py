@@ -332,7 +332,7 @@ class PollRules(TrackerCore):
         if not alarm.seen_on:
             # Only ever seen through the webhook: no replica is known to have
             # held it, so every replica must answer without it, each running
-            # since before the delivery (or past its endsAt).
+            # since before the alert began (or re-sent it by now).
             if not self._webhook_alarm_gone(alarm, cycle):
                 return
         elif kept:
@@ -367,12 +367,15 @@ class PollRules(TrackerCore):
         """Whether an alarm only ever delivered by webhook is gone from the cluster.
 
         Every replica must answer without it (the sender is not known), each
-        either running since before the delivery, or restarted since but
-        running for longer than the endsAt lead seen in this cluster's polls:
-        Prometheus sends every alert to every replica and re-sends a firing
-        one well within that lead, so such a replica would list it again.
-        Without a lead seen (no poll ever listed an alert), a replica that
-        restarted gives no evidence.
+        either running since before the alert's ``startsAt`` (so it received
+        the alert, and dropped it), or restarted since but running for longer
+        than the endsAt lead seen in this cluster's polls: Prometheus sends
+        every alert to every replica and re-sends a firing one well within
+        that lead, so such a replica would list it again.  The delivery's own
+        time is no evidence: Alertmanager retries a delivery for minutes, so
+        one arriving now may describe a replica from before its restart.
+        Until a poll has shown a lead, ``max_resend_interval`` (an upper
+        bound on Prometheus's re-send period) stands in for it.
         """
         if set(cycle.epochs) != set(cycle.configured):
             return False
@@ -380,10 +383,11 @@ class PollRules(TrackerCore):
             started = uptime_time(uptime)
             if started is None:
                 return False
+            if started <= alarm.alert.starts_at:
+                continue  # running since before the alert began: both in its clock
             offset = cycle.offsets.get(url, ZERO)
-            if started <= alarm.last_seen + offset - self.expire_delay:
-                continue  # running since before the delivery
-            if self._lead is None or started + self._lead > cycle.now + offset - self.expire_delay:
+            lead = self._lead or self.max_resend_interval
+            if started + lead > cycle.now + offset - self.expire_delay:
                 return False  # restarted since: it may still be re-sent
         return True
 

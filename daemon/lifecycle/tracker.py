@@ -35,6 +35,9 @@ class LifecycleTracker(PollRules, WebhookRules):
         late or duplicate deliveries of it are recognised
     :param refresh_margin: a stored endsAt is refreshed once it is this close
         to ``now`` (bounds how stale a restored endsAt can be)
+    :param max_resend_interval: seconds within which Prometheus re-sends a
+        still-firing alert to a replica that lost it; stands in for the
+        endsAt lead until a poll of the cluster has shown one
     """
 
     @classmethod
@@ -49,7 +52,8 @@ class LifecycleTracker(PollRules, WebhookRules):
                    suppressed_policy=lc.suppressed_policy,
                    expire_delay=lc.expire_delay,
                    resolved_retention=lc.resolved_retention,
-                   refresh_margin=lc.state_refresh_margin)
+                   refresh_margin=lc.state_refresh_margin,
+                   max_resend_interval=lc.max_resend_interval)
 
     def expire(self, now: datetime.datetime) -> list[Transition]:
         """Forget resolved occurrences older than ``resolved_retention``.

@@ -17,6 +17,10 @@ failed.  The checks, in order:
   and its cluster is ready (or clustering is off)
 - ``rabbitmq``: the broker of transport_url accepts a connection
 - ``mapping``: [mapping] path loads
+- ``coordination``: with [coordination] backend_url, the tooz backend answers; the
+  members of the group (this command only looks, it does not join)
+- ``ownership``: every unit (cluster or partition), its owner and epoch as the shared
+  database records them; FAIL when a unit has no live owner (a takeover not done yet)
 
 Aetos checks are skipped when ``[datasources] metrics`` does not list aetos,
 Prometheus checks when it does not list prometheus; a check whose
@@ -105,6 +109,7 @@ async def run_checks(conf: cfg.ConfigOpts, *,
     await _check_alertmanagers(conf, add)
     await _check_rabbitmq(conf, add)
     await asyncio.to_thread(_check_mapping, conf, add)
+    await asyncio.to_thread(_check_coordination, conf, add)
     return results
 
 
@@ -363,6 +368,60 @@ def _check_mapping(conf: cfg.ConfigOpts, add) -> None:
         add("FAIL", "mapping", f"{err} -- fix the file (alarm-relay-manage mapping validate)")
         return
     add("OK", "mapping", f"{path}: {len(mapping)} rules")
+
+
+# -- coordination -----------------------------------------------------------------
+
+def _check_coordination(conf: cfg.ConfigOpts, add) -> None:
+    from daemon.coordination import GROUP, cluster_units, group_members
+
+    if not conf.coordination.backend_url:
+        add("SKIP", "coordination", "[coordination] backend_url is empty (a single relay)")
+        add("SKIP", "ownership", "a single relay owns every cluster")
+        return
+    try:
+        members = group_members(conf.coordination.backend_url, GROUP)
+    except Exception as err:  # noqa: BLE001 - any driver error is the finding
+        # The URL may hold a password: name the error only.
+        add("FAIL", "coordination", f"the tooz backend does not answer ({type(err).__name__})"
+                                    " -- check [coordination] backend_url and the backend")
+        members = None
+    else:
+        add("OK", "coordination",
+            f"{len(members)} members in group {GROUP}: {', '.join(sorted(members)) or 'none'}")
+    units = [unit for cluster in alertmanager_conf.clusters(conf)
+             for unit in cluster_units(cluster.name, conf.coordination.partitions)]
+    try:
+        owners = _owners(conf)
+    except Exception as err:  # noqa: BLE001 - any database error is the finding
+        add("FAIL", "ownership", f"the database does not answer: {_one_line(err)} "
+                                 "-- check [database] connection")
+        return
+    lines, orphans = [], []
+    for unit in units:
+        owner, epoch = owners.get(unit, (None, 0))
+        alive = members is None or owner in members
+        lines.append(f"{unit} -> {owner or 'no one'} (epoch {epoch})"
+                     + ("" if alive else " not a member"))
+        if owner is None or not alive:
+            orphans.append(unit)
+    if orphans:
+        add("FAIL", "ownership", "; ".join(lines) + " -- the units without a live owner "
+            "are taken over within [coordination] lease + check_interval; if not, check "
+            "that a relay runs with the same backend_url and database")
+    else:
+        add("OK", "ownership", "; ".join(lines))
+
+
+def _owners(conf: cfg.ConfigOpts) -> dict[str, tuple[str, int]]:
+    from daemon.store import store_from_conf
+
+    store = store_from_conf(conf)
+    store.open()
+    try:
+        return store.owners()
+    finally:
+        store.close()
 
 
 # -- helpers ------------------------------------------------------------------------

@@ -27,6 +27,11 @@ The dispatcher is the one writer of ``alarm_relay_outbox_depth`` and
 updates them, and :meth:`Dispatcher.watch_store` refreshes them while nothing
 moves (a broker outage).
 
+Several relays (issue 15): the dispatcher sends only the events of the units
+this relay owns (:meth:`Dispatcher.set_units`). A unit taken over brings the
+backlog its previous owner left; a unit given up stops being read (sends in
+flight finish: the new owner may send them again, under the same event_id).
+
 This module is longer than the others on purpose: the lanes, the window, the
 backoff and the batched acknowledgements are one state machine on the event
 loop, and its invariants (order per alarm, nothing dropped) read best in one
@@ -72,6 +77,8 @@ class Dispatcher:
     :param poll_interval: how often the outbox is re-read without :meth:`wake`
     :param summary_interval: seconds between INFO summaries of published events
     :param max_chunk: most events one publishing thread sends in a row per job
+    :param units: the units whose events are sent (None: every event, a single
+        relay); changed with :meth:`set_units`
     """
 
     def __init__(self, outbox: Store, notifier: Notifier, *,
@@ -87,7 +94,8 @@ class Dispatcher:
                  hold_seconds: float = 300.0,
                  poll_interval: float = 1.0,
                  summary_interval: float = 60.0,
-                 max_chunk: int = 64) -> None:
+                 max_chunk: int = 64,
+                 units: frozenset[str] | None = None) -> None:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self._outbox = outbox
@@ -122,6 +130,9 @@ class Dispatcher:
         self._busy: set[str] = set()
         self._held: dict[str, float] = {}
         self._loaded = 0                # in memory, not yet acknowledged
+        self._known: set[str] = set()   # their event ids (a re-read skips them)
+        self._units = units
+        self._units_gen = 0             # bumped by set_units: older reads are dropped
         self._queued = 0                # in lanes, waiting to be sent
         self._counters: dict[str, Any] = {}
         self._inflight: set[asyncio.Future] = set()
@@ -175,6 +186,33 @@ class Dispatcher:
         elif not loop.is_closed():
             loop.call_soon_threadsafe(kick.set)
 
+    def set_units(self, units: frozenset[str]) -> None:
+        """Send the events of these units only, from now on (call on the loop).
+
+        The events queued in memory are dropped and the outbox is read again
+        from its start, so a unit taken over brings its whole backlog, in order,
+        and a unit given up is sent no more. Sends in flight finish.
+        """
+        if units == self._units:
+            return
+        self._units = frozenset(units)
+        self._units_gen += 1
+        for alarm_id, lane in self._lanes.items():
+            if alarm_id in self._busy:
+                continue
+            for event in lane:
+                self._known.discard(event.event_id)
+            self._loaded -= len(lane)
+            self._queued -= len(lane)
+            lane.clear()
+        self._lanes = {alarm_id: lane for alarm_id, lane in self._lanes.items() if lane
+                       or alarm_id in self._busy}
+        self._ready = collections.deque(a for a in self._ready if self._lanes.get(a))
+        self._cursor = 0
+        self._more = True
+        self._wake_gen += 1
+        self._kick_now()
+
     async def run(self, stop: asyncio.Event) -> None:
         """Send events until ``stop`` is set.
 
@@ -207,11 +245,19 @@ class Dispatcher:
         store = self._outbox
         while True:
             try:
-                depth = await loop.run_in_executor(self._db_executor, store.depth)
+                units = self._units
+                depth = await loop.run_in_executor(self._db_executor, store.depth, units)
                 age = await loop.run_in_executor(self._db_executor, store.oldest_age,
-                                                 time.time())
+                                                 time.time(), units)
                 self._set_gauges(depth, age)
+                if not self.store_ok:
+                    LOG.info("The outbox is readable again")
                 self.store_ok = True
+            except exception.StoreError as err:
+                # The database is down: said once, not at every interval.
+                if self.store_ok:
+                    LOG.warning("The outbox is not readable: %s", err)
+                self.store_ok = False
             except Exception:
                 self.store_ok = False
                 LOG.exception("The outbox is not readable")
@@ -311,17 +357,23 @@ class Dispatcher:
         self._last_read = mono
         gen = self._wake_gen
         limit = min(self._batch_size, room)
+        units, units_gen = self._units, self._units_gen
         fut = self._loop.run_in_executor(self._db_executor, self._read,
-                                         self._cursor, limit)
+                                         self._cursor, limit, units)
         self._refill = fut
-        fut.add_done_callback(lambda f: self._on_read(f, limit, gen))
+        fut.add_done_callback(lambda f: self._on_read(f, limit, gen, units_gen))
 
-    def _read(self, cursor: int, limit: int) -> tuple[list[AlarmEvent], int, int, float | None]:
+    def _read(self, cursor: int, limit: int, units: frozenset[str] | None,
+              ) -> tuple[list[AlarmEvent], int, int, float | None]:
         """DB thread: the next events and the outbox's depth and oldest age."""
-        events, cursor = self._outbox.pending_after(cursor, limit)
-        return events, cursor, self._outbox.depth(), self._outbox.oldest_age(time.time())
+        if units is None:  # a single relay: the calls it always made
+            events, cursor = self._outbox.pending_after(cursor, limit)
+            return events, cursor, self._outbox.depth(), self._outbox.oldest_age(time.time())
+        events, cursor = self._outbox.pending_after(cursor, limit, units=units)
+        return (events, cursor, self._outbox.depth(units),
+                self._outbox.oldest_age(time.time(), units))
 
-    def _on_read(self, fut: asyncio.Future, limit: int, gen: int) -> None:
+    def _on_read(self, fut: asyncio.Future, limit: int, gen: int, units_gen: int) -> None:
         self._refill = None
         self._kick_now()
         if fut.cancelled():
@@ -330,11 +382,17 @@ class Dispatcher:
         if err is not None:
             LOG.error("reading the outbox failed: %s", err)
             return
+        if units_gen != self._units_gen:
+            return  # read for the units before set_units: read again
         events, self._cursor, depth, age = fut.result()
         self._set_gauges(depth, age)
         if len(events) < limit and gen == self._wake_gen:
             self._more = False
-        lanes, busy, held = self._lanes, self._busy, self._held
+        lanes, busy, held, known = self._lanes, self._busy, self._held, self._known
+        if self._units is not None:
+            # Read again after set_units: what is still in memory is not queued twice.
+            events = [event for event in events if event.event_id not in known]
+            known.update(event.event_id for event in events)
         for event in events:
             lane = lanes.get(event.alarm_id)
             if lane is None:
@@ -532,7 +590,10 @@ class Dispatcher:
     def _write_acks(self, ids: list[str]) -> tuple[int, float | None]:
         """DB thread: remove confirmed events; the outbox's depth and oldest age."""
         self._outbox.ack(ids)
-        return self._outbox.depth(), self._outbox.oldest_age(time.time())
+        units = self._units
+        if units is None:
+            return self._outbox.depth(), self._outbox.oldest_age(time.time())
+        return self._outbox.depth(units), self._outbox.oldest_age(time.time(), units)
 
     def _on_acked(self, fut: asyncio.Future, ids: list[str]) -> None:
         self._ack = None
@@ -546,6 +607,7 @@ class Dispatcher:
             self._to_ack[:0] = ids
             return
         self._loaded -= len(ids)
+        self._known.difference_update(ids)
         self._set_gauges(*fut.result())
 
     async def _flush_acks(self) -> None:

@@ -595,9 +595,13 @@ class _stop_before(tenacity.stop.stop_base):
 def clock_offset(date: str | None, sent: float, answered: float) -> float | None:
     """A server's clock minus ours, in seconds, from its HTTP ``Date`` header.
 
-    ``Date`` has a resolution of one second and is taken while the response
-    is written, so it is compared with the middle of the exchange, plus half
-    a second (the truncated fraction).
+    The server stamps ``Date`` (whole seconds, the fraction cut off) at some
+    moment between our sending the request and its headers arriving, so its
+    clock minus ours lies in ``[Date - answered, Date + 1 - sent]``.  The
+    offset returned is the point of that interval nearest zero: the smallest
+    difference the evidence proves, 0 when the clocks may agree.  A slow
+    answer (a list of 50,000 alerts takes seconds to encode) widens the
+    interval instead of showing as a skew of half its duration.
 
     :param date: the header (RFC 9110 IMF-fixdate), or None
     :param sent: our time.time() when the request was sent
@@ -612,7 +616,9 @@ def clock_offset(date: str | None, sent: float, answered: float) -> float | None
         return None
     if stamp.tzinfo is None:
         return None
-    return round(stamp.timestamp() + 0.5 - (sent + answered) / 2.0, 3)
+    lowest = stamp.timestamp() - answered
+    highest = stamp.timestamp() + 1.0 - sent
+    return round(min(max(0.0, lowest), highest), 3)
 
 
 def _describe(err: BaseException) -> str:

@@ -17,7 +17,8 @@ Status codes, chosen for Alertmanager (which retries 5xx and drops 4xx):
 - 401 missing or wrong credentials (with ``WWW-Authenticate``);
 - 404 an unknown cluster, or ``/v1/alerts`` when several clusters are configured;
 - 413 body over ``[webhook] max_body_size``; 415 not ``application/json``;
-- 503 the outbox is full (retry later); 500 any other internal failure.
+- 503 the outbox is full or the store's database fails (retry later); 500 any other
+  internal failure.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from oslo_log import log
 
 from daemon import model, telemetry
 from daemon.conf import alertmanager as alertmanager_conf
-from daemon.exception import ConfigError, OutboxFull
+from daemon.exception import ConfigError, OutboxFull, StoreError
 
 __all__ = ["WebhookReceiver", "WebhookSettings", "PATH"]
 
@@ -101,7 +102,7 @@ class WebhookReceiver:
 
     :param settings: a :class:`WebhookSettings`
     :param on_alerts: awaited with ``(alerts, source_url, cluster)``; returns
-        once the transitions are stored; may raise ``OutboxFull`` (-> 503)
+        once the transitions are stored; may raise ``OutboxFull`` or ``StoreError`` (-> 503)
     :param clusters: names of the Alertmanager clusters deliveries may come from
     """
 
@@ -224,6 +225,10 @@ class WebhookReceiver:
         except OutboxFull as err:
             LOG.warning("Webhook delivery from %s deferred: %s", source_url, err)
             return web.json_response({"error": "outbox full, retry later"}, status=503,
+                                     headers={"Retry-After": "10"})
+        except StoreError as err:
+            LOG.warning("Webhook delivery from %s deferred: %s", source_url, err)
+            return web.json_response({"error": "store unavailable, retry later"}, status=503,
                                      headers={"Retry-After": "10"})
         except asyncio.CancelledError:
             raise

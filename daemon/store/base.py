@@ -9,20 +9,37 @@ broker confirmed.  Nothing else touches the store's tables.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Collection, Iterable, Sequence
+from typing import Any, NamedTuple
 
 from oslo_log import log
 
 from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent
 
-__all__ = ["StateChange", "Store"]
+__all__ = ["InboxItem", "StateChange", "Store"]
 
 LOG = log.getLogger(__name__)
 
 #: One state record to write: ``(key, record)``; a None record deletes the key.
 StateChange = tuple[str, dict[str, Any] | None]
+
+
+class InboxItem(NamedTuple):
+    """One webhook delivery waiting in the inbox for its unit's owner.
+
+    :ivar id: the row id (give it back in ``put(..., inbox_done=[id])``)
+    :ivar cluster: the Alertmanager cluster the delivery came for
+    :ivar source_url: the ``externalURL`` the delivery named
+    :ivar alerts: the alerts as Alertmanager sent them (JSON objects)
+    :ivar received_at: ``time.time()`` when :meth:`Store.inbox_put` stored it
+    """
+
+    id: int
+    cluster: str
+    source_url: str
+    alerts: list[dict[str, Any]]
+    received_at: float
 
 
 class Store(abc.ABC):
@@ -46,33 +63,92 @@ class Store(abc.ABC):
         """Close it (idempotent)."""
 
     @abc.abstractmethod
-    def put(self, events: Sequence[AlarmEvent], states: Iterable[StateChange] = ()) -> None:
-        """Store events and state records in one transaction, events in the order given.
+    def put(self, events: Sequence[AlarmEvent], states: Iterable[StateChange] = (), *,
+            unit: str = "", fence: int | None = None, inbox_done: Sequence[int] = ()) -> None:
+        """Store events and state records (and delete inbox rows) in one transaction.
 
+        Events keep the order given; an event whose ``event_id`` is already
+        stored is ignored.
+
+        :param events: the events to send
+        :param states: ``(key, record)`` pairs; a ``None`` record deletes the key
+        :param unit: the ownership unit written with the events and the state
+            records ("" or the cluster name for a single relay)
+        :param fence: when not None, the epoch :meth:`claim` gave this relay for
+            ``unit``; the write happens only if it is still the unit's epoch
+        :param inbox_done: ids of inbox rows (:meth:`inbox_take`) these results
+            came from; deleted in the same transaction
         :raises OutboxFull: (through :meth:`check_room`) nothing was stored
-        :raises Exception: the write failed; nothing was stored
+        :raises FencedWrite: another relay claimed ``unit`` since; nothing was stored
+        :raises StoreError: the database failed or cannot be reached; nothing was stored
         """
 
     @abc.abstractmethod
-    def load_states(self) -> list[dict[str, Any]]:
-        """Every state record, for the trackers' ``restore()``."""
+    def claim(self, unit: str, member: str) -> int:
+        """Take ownership of ``unit`` for ``member``: its epoch goes up by one
+        (1 for a new unit), atomically; returns the new epoch.
+
+        Every later :meth:`put` fenced with an older epoch raises FencedWrite.
+
+        :raises StoreError: the database failed; nothing changed
+        """
 
     @abc.abstractmethod
-    def pending_after(self, cursor: int, limit: int) -> tuple[list[AlarmEvent], int]:
-        """Up to ``limit`` unsent events stored after ``cursor``, oldest first, and the
-        cursor to read on from (0 starts at the oldest)."""
+    def owners(self) -> dict[str, tuple[str, int]]:
+        """``unit -> (member, epoch)`` as the last :meth:`claim` of each unit left it."""
+
+    @abc.abstractmethod
+    def load_states(self, units: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The state records (all, or those of ``units``), for the trackers' ``restore()``."""
+
+    @abc.abstractmethod
+    def pending_after(self, cursor: int, limit: int,
+                      units: Collection[str] | None = None) -> tuple[list[AlarmEvent], int]:
+        """Up to ``limit`` unsent events stored after ``cursor`` (of ``units``, or
+        all), oldest first, and the cursor to read on from (0 starts at the oldest)."""
 
     @abc.abstractmethod
     def ack(self, event_ids: Iterable[str]) -> int:
         """Remove events the broker confirmed; returns how many were removed."""
 
     @abc.abstractmethod
-    def depth(self) -> int:
-        """Number of unsent events."""
+    def depth(self, units: Collection[str] | None = None) -> int:
+        """Number of unsent events (of ``units``, or all)."""
 
     @abc.abstractmethod
-    def oldest_age(self, now: float) -> float | None:
-        """Seconds since the oldest unsent event was stored (None when empty)."""
+    def oldest_age(self, now: float, units: Collection[str] | None = None) -> float | None:
+        """Seconds since the oldest unsent event (of ``units``, or all) was stored
+        (None when there is none)."""
+
+    @abc.abstractmethod
+    def inbox_put(self, unit: str, cluster: str, source_url: str,
+                  alerts: list[dict[str, Any]]) -> int:
+        """Durably store one webhook delivery for ``unit``'s owner; returns its row id.
+
+        Committed before it returns (the webhook answers 200 only after it).
+
+        :raises StoreError: the database failed; nothing was stored
+        """
+
+    @abc.abstractmethod
+    def inbox_take(self, unit: str, limit: int) -> list[InboxItem]:
+        """Up to ``limit`` inbox rows of ``unit``, oldest first; they stay until a
+        :meth:`put` names them in ``inbox_done``."""
+
+    @abc.abstractmethod
+    def hold_single_relay_lock(self) -> None:
+        """Hold, until :meth:`close` or the process ends, the lock saying that one
+        relay without coordination uses this store.
+
+        :raises StoreInUse: another relay holds it (the message names it when known)
+        :raises StoreError: the database failed
+        """
+
+    def note_room(self) -> None:
+        """After events left the outbox: say once that a full outbox takes events again."""
+        if self._full_logged and self.depth() < self.max_events:
+            self._full_logged = False
+            LOG.info("outbox accepts events again (%d unsent)", self.depth())
 
     def check_room(self, adding: int = 0) -> None:
         """The outbox-full policy, in one place: is there room for ``adding`` events?
@@ -85,7 +161,7 @@ class Store(abc.ABC):
         """
         depth = self.depth()
         if depth + max(adding, 1) <= self.max_events:
-            self._full_logged = False
+            self.note_room()
             return
         telemetry.OUTBOX_FULL.inc()
         if not self._full_logged:

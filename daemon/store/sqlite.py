@@ -1,13 +1,28 @@
 """The embedded store: one SQLite file holding the alarm state and the outbox.
 
-One SQLite file under ``[DEFAULT] state_dir`` holds two tables:
+One SQLite file under ``[DEFAULT] state_dir`` holds the tables of
+:mod:`daemon.store.tables`, among them:
 
 - ``outbox``: every event not yet confirmed by the broker, in insertion order
   (an ``AUTOINCREMENT`` row id that is never reused, so "oldest first" is
   simply "lowest row id first");
 - ``lifecycle_state``: the lifecycle tracker's records (one JSON object per
   key), written in the same transaction as the events they caused, so after a
-  crash the state and the outbox always agree.
+  crash the state and the outbox always agree;
+- ``units`` and ``inbox`` (ownership and webhook handoff between relays; a
+  single relay only fills them if told to).
+
+Schema: the migrations' (:mod:`daemon.store.migration`). At open, a new file
+gets the newest schema, a file of an earlier release is upgraded (alembic,
+once), a current one is recognised with one query; a file of a newer release
+(``PRAGMA user_version`` above ours) is refused. This stays on :mod:`sqlite3`
+rather than :class:`~daemon.store.sql.SQLStore` on an SQLite URL: measured with
+bench_publish's outbox, SQLAlchemy Core through oslo.db (a new connection per
+transaction on SQLite) stored events 2-4 times slower (a storm's cost) and drained
+them no faster, and importing it would add a third to the daemon's start.
+
+Fencing: a fenced :meth:`SQLiteStore.put` reads the unit's epoch after ``BEGIN
+IMMEDIATE``, under the database's write lock, so no claim can come between.
 
 Durability (WAL journal): :meth:`SQLiteStore.put` commits with
 ``synchronous=FULL``, so once it returns the events and the state survive a
@@ -46,38 +61,79 @@ the object has no lock of its own.
 from __future__ import annotations
 
 import json
+import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 from oslo_log import log
 
-from daemon import telemetry
+from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
-from daemon.store.base import Store
+from daemon.store import migration
+from daemon.store.base import InboxItem, Store
 
 __all__ = ["DEFAULT_MAX_EVENT_BYTES", "MIN_EVENT_BYTES", "SQLiteStore"]
 
 LOG = log.getLogger(__name__)
 
-_SCHEMA_VERSION = 1
+#: Default of ``max_event_bytes`` (``[publisher] max_event_bytes``): 1 MiB.
+DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
+#: Smallest ``max_event_bytes``: room for the fields that are never cut.
+MIN_EVENT_BYTES = 16 * 1024
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS outbox (
-        seq        INTEGER PRIMARY KEY AUTOINCREMENT,
-        event_id   TEXT NOT NULL UNIQUE,
-        event_type TEXT NOT NULL,
-        alarm_id   TEXT NOT NULL,
-        sequence   INTEGER NOT NULL,
-        payload    TEXT NOT NULL,
-        created_at REAL NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS lifecycle_state (
-        key    TEXT PRIMARY KEY,
-        record TEXT NOT NULL
-    )""",
+# Rows deleted per DELETE statement (SQLite's default limit on host
+# parameters is 32766; stay well below it).
+_ACK_CHUNK = 500
+
+# A new file's schema at migration.HEAD, as the migrations make it on SQLite
+# (tests/unit/store/test_migration.py compares the two): creating it with
+# sqlite3 keeps SQLAlchemy and alembic out of a single relay's first start.
+_NEW_FILE_SCHEMA = (
+    """CREATE TABLE alembic_version (
+        version_num VARCHAR(32) NOT NULL,
+        CONSTRAINT alembic_version_pkc PRIMARY KEY (version_num))""",
+    """CREATE TABLE outbox (
+        seq INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        event_id VARCHAR(64) NOT NULL,
+        event_type VARCHAR(64) NOT NULL,
+        alarm_id VARCHAR(255) NOT NULL,
+        sequence INTEGER NOT NULL,
+        payload TEXT NOT NULL,
+        created_at DOUBLE NOT NULL,
+        unit VARCHAR(255) DEFAULT '' NOT NULL,
+        CONSTRAINT uq_outbox_event_id UNIQUE (event_id))""",
+    """CREATE TABLE lifecycle_state (
+        "key" VARCHAR(255) NOT NULL,
+        record TEXT NOT NULL,
+        unit VARCHAR(255) DEFAULT '' NOT NULL,
+        CONSTRAINT pk_lifecycle_state PRIMARY KEY ("key"))""",
+    """CREATE TABLE units (
+        unit VARCHAR(255) NOT NULL,
+        owner VARCHAR(255) NOT NULL,
+        epoch INTEGER NOT NULL,
+        updated_at DOUBLE NOT NULL,
+        CONSTRAINT pk_units PRIMARY KEY (unit))""",
+    """CREATE TABLE inbox (
+        id INTEGER NOT NULL PRIMARY KEY AUTOINCREMENT,
+        unit VARCHAR(255) NOT NULL,
+        cluster VARCHAR(255) NOT NULL,
+        source_url TEXT NOT NULL,
+        alerts TEXT NOT NULL,
+        received_at DOUBLE NOT NULL)""",
 )
+
+_PENDING = "SELECT seq, event_id, event_type, alarm_id, sequence, payload FROM outbox"
+
+
+def _in(column: str, units: Collection[str] | None) -> tuple[str, list[str]]:
+    """`` AND column IN (?, ...)`` and its parameters; nothing for all units."""
+    if units is None:
+        return "", []
+    units = list(units)
+    return f" AND {column} IN ({','.join('?' * len(units))})", units
 
 #: Default of ``max_event_bytes`` (``[publisher] max_event_bytes``): 1 MiB.
 DEFAULT_MAX_EVENT_BYTES = 1024 * 1024
@@ -114,6 +170,7 @@ class SQLiteStore(Store):
         self.cache_events = cache_events
         self.max_event_bytes = max_event_bytes
         self._db: sqlite3.Connection | None = None
+        self._unlock: Callable[[], None] | None = None
         self._depth = 0
         # event_id -> the event put by this process and not read back yet.
         self._cache: dict[str, AlarmEvent] = {}
@@ -133,15 +190,16 @@ class SQLiteStore(Store):
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=FULL")
             version = db.execute("PRAGMA user_version").fetchone()[0]
-            if version > _SCHEMA_VERSION:
+            if version > migration.SQLITE_USER_VERSION:
                 raise sqlite3.DatabaseError(
                     f"{self.path} has schema version {version}, newer than "
-                    f"this relay's {_SCHEMA_VERSION}")
-            db.execute("BEGIN IMMEDIATE")
-            for statement in _SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version={_SCHEMA_VERSION:d}")
-            db.execute("COMMIT")
+                    f"this relay's {migration.SQLITE_USER_VERSION}")
+            revision = self._revision(db)
+            if revision is None and not db.execute(
+                    "SELECT 1 FROM sqlite_master WHERE type = 'table'").fetchone():
+                self._create(db)
+            elif revision != migration.HEAD:
+                self._migrate()
             self._depth = db.execute("SELECT COUNT(*) FROM outbox").fetchone()[0]
         except BaseException:
             db.close()
@@ -149,8 +207,62 @@ class SQLiteStore(Store):
         self._db = db
         LOG.info("outbox %s opened with %d unsent events", self.path, self._depth)
 
+    @staticmethod
+    def _revision(db: sqlite3.Connection) -> str | None:
+        try:
+            row = db.execute("SELECT version_num FROM alembic_version").fetchone()
+        except sqlite3.OperationalError:  # no such table: new, or written by release 1
+            return None
+        return None if row is None else row[0]
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """A new, empty file: the schema at :data:`migration.HEAD`, in one transaction."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _NEW_FILE_SCHEMA:
+                db.execute(statement)
+            db.execute("INSERT INTO alembic_version (version_num) VALUES (?)",
+                       (migration.HEAD,))
+            db.execute(f"PRAGMA user_version={migration.SQLITE_USER_VERSION:d}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    def _migrate(self) -> None:
+        """Create the tables, or upgrade a file of an earlier release (alembic)."""
+        import sqlalchemy.exc
+
+        from daemon.store.sql import create_engine
+
+        engine = create_engine(f"sqlite:///{self.path}", max_retries=0)
+        try:
+            before, after = migration.upgrade(engine)
+        except sqlalchemy.exc.OperationalError as err:
+            raise sqlite3.OperationalError(str(err.orig)) from err
+        finally:
+            engine.dispose()
+        if before is not None and before != after:
+            LOG.info("state file %s upgraded from schema %s to %s", self.path, before, after)
+
+    def hold_single_relay_lock(self) -> None:
+        """Hold, until :meth:`close` or the process ends, an exclusive ``flock`` on
+        the file's ``.lock`` companion.
+
+        :raises StoreInUse: another relay runs on this state file
+        """
+        from daemon.store.lock import flock
+
+        if self._unlock is None:
+            self._unlock = flock(self.path, f"alarm-relay on {socket.gethostname()} "
+                                 f"pid {os.getpid()}", self.path)
+
     def close(self) -> None:
-        """Close the database; idempotent."""
+        """Close the database and release the single-relay lock; idempotent."""
+        unlock, self._unlock = self._unlock, None
+        if unlock is not None:
+            unlock()
         db, self._db = self._db, None
         self._cache.clear()
         if db is None:
@@ -177,8 +289,9 @@ class SQLiteStore(Store):
     # -- writes -----------------------------------------------------------
 
     def put(self, events: Sequence[AlarmEvent],
-            states: Iterable[tuple[str, dict[str, Any] | None]] = ()) -> None:
-        """Store events and lifecycle state records in one transaction.
+            states: Iterable[tuple[str, dict[str, Any] | None]] = (), *,
+            unit: str = "", fence: int | None = None, inbox_done: Sequence[int] = ()) -> None:
+        """Store events and lifecycle state records (and delete inbox rows) in one transaction.
 
         Events keep the order given (an alarm's events must be given in
         sequence order, which is the order they are sent in). An event whose
@@ -186,9 +299,15 @@ class SQLiteStore(Store):
 
         :param events: the events to send
         :param states: ``(key, record)`` pairs; a ``None`` record deletes the key
+        :param unit: the ownership unit written with the events and records
+        :param fence: None, or the epoch the unit must still be at
+            (checked under SQLite's write lock, in the same transaction)
+        :param inbox_done: inbox row ids to delete with this write
         :raises OutboxFull: depth + len(events) would exceed ``max_events``;
             nothing was stored
-        :raises sqlite3.Error: the write failed; nothing was stored
+        :raises FencedWrite: ``unit`` is no longer at epoch ``fence``; nothing was stored
+        :raises StoreError: the database failed (locked, disk, I/O); nothing was stored
+        :raises sqlite3.Error: another failure; nothing was stored
         """
         db = self._conn
         if events:
@@ -197,7 +316,7 @@ class SQLiteStore(Store):
         texts = [encode_payload(e.payload) for e in events]
         if texts and max(map(len, texts)) > self.max_event_bytes:
             events, texts = self._bound(events, texts, "put")
-        rows = [(e.event_id, e.event_type, e.alarm_id, e.sequence, text, now)
+        rows = [(e.event_id, e.event_type, e.alarm_id, e.sequence, text, now, unit)
                 for e, text in zip(events, texts, strict=True)]
         upserts = []
         deletes = []
@@ -205,23 +324,34 @@ class SQLiteStore(Store):
             if record is None:
                 deletes.append((key,))
             else:
-                upserts.append((key, json.dumps(record, separators=(",", ":"))))
-        db.execute("BEGIN IMMEDIATE")
+                upserts.append((key, json.dumps(record, separators=(",", ":")), unit))
         try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as err:
+            raise exception.StoreError(problem=f"{self.path}: {err}") from err
+        try:
+            if fence is not None:
+                self._check_fence(db, unit, fence)
             before = db.total_changes
             if rows:
                 db.executemany(
                     "INSERT OR IGNORE INTO outbox (event_id, event_type, alarm_id,"
-                    " sequence, payload, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                    " sequence, payload, created_at, unit) VALUES (?, ?, ?, ?, ?, ?, ?)",
                     rows)
             added = db.total_changes - before
             if upserts:
                 db.executemany(
-                    "INSERT OR REPLACE INTO lifecycle_state (key, record) VALUES (?, ?)",
-                    upserts)
+                    "INSERT OR REPLACE INTO lifecycle_state (key, record, unit)"
+                    " VALUES (?, ?, ?)", upserts)
             if deletes:
                 db.executemany("DELETE FROM lifecycle_state WHERE key = ?", deletes)
+            if inbox_done:
+                db.executemany("DELETE FROM inbox WHERE id = ?",
+                               [(int(i),) for i in inbox_done])
             db.execute("COMMIT")
+        except sqlite3.OperationalError as err:
+            db.execute("ROLLBACK")
+            raise exception.StoreError(problem=f"{self.path}: {err}") from err
         except BaseException:
             db.execute("ROLLBACK")
             raise
@@ -232,7 +362,6 @@ class SQLiteStore(Store):
             cache = self._cache
             for event in events:
                 cache[event.event_id] = event
-            LOG.info("outbox accepts events again (%d unsent)", self._depth)
 
     def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
                stage: str) -> tuple[list[AlarmEvent], list[str]]:
@@ -250,6 +379,69 @@ class SQLiteStore(Store):
                         event.event_id, event.event_type, event.alarm_id, len(text), limit,
                         ", ".join(cut) or "nothing", len(texts[index]))
         return events, texts
+
+    @staticmethod
+    def _check_fence(db: sqlite3.Connection, unit: str, fence: int) -> None:
+        row = db.execute("SELECT epoch FROM units WHERE unit = ?", (unit,)).fetchone()
+        epoch = 0 if row is None else row[0]
+        if epoch != fence:
+            raise exception.FencedWrite(unit=unit, fence=fence, epoch=epoch)
+
+    def _write(self, statements: Sequence[tuple[str, Sequence[Any]]]) -> sqlite3.Cursor:
+        """Run ``statements`` in one write transaction; the last one's cursor.
+
+        :raises StoreError: the database failed; nothing was written
+        """
+        db = self._conn
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    cursor = db.execute(sql, params)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        except sqlite3.OperationalError as err:
+            raise exception.StoreError(problem=f"{self.path}: {err}") from err
+        return cursor
+
+    def claim(self, unit: str, member: str) -> int:
+        """Take ownership of ``unit`` for ``member``; returns the unit's new epoch.
+
+        :raises StoreError: the database failed; nothing changed
+        """
+        self._write([(
+            "INSERT INTO units (unit, owner, epoch, updated_at) VALUES (?, ?, 1, ?)"
+            " ON CONFLICT (unit) DO UPDATE SET owner = excluded.owner,"
+            " epoch = units.epoch + 1, updated_at = excluded.updated_at",
+            (unit, member, time.time()))])
+        return self._conn.execute("SELECT epoch FROM units WHERE unit = ?", (unit,)).fetchone()[0]
+
+    def owners(self) -> dict[str, tuple[str, int]]:
+        """``unit -> (member, epoch)`` of every unit ever claimed."""
+        return {unit: (owner, epoch) for unit, owner, epoch in self._conn.execute(
+            "SELECT unit, owner, epoch FROM units ORDER BY unit")}
+
+    def inbox_put(self, unit: str, cluster: str, source_url: str,
+                  alerts: list[dict[str, Any]]) -> int:
+        """Store one webhook delivery for ``unit``'s owner, durably; returns its row id.
+
+        :raises StoreError: the database failed; nothing was stored
+        """
+        cursor = self._write([(
+            "INSERT INTO inbox (unit, cluster, source_url, alerts, received_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (unit, cluster, source_url, json.dumps(alerts, separators=(",", ":")),
+             time.time()))])
+        return cursor.lastrowid
+
+    def inbox_take(self, unit: str, limit: int) -> list[InboxItem]:
+        """Up to ``limit`` deliveries stored for ``unit``, oldest first (not deleted)."""
+        return [InboxItem(row[0], row[1], row[2], json.loads(row[3]), row[4])
+                for row in self._conn.execute(
+                    "SELECT id, cluster, source_url, alerts, received_at FROM inbox"
+                    " WHERE unit = ? ORDER BY id LIMIT ?", (unit, limit))]
 
     def ack(self, event_ids: Iterable[str]) -> int:
         """Remove events the broker confirmed.
@@ -284,7 +476,7 @@ class SQLiteStore(Store):
             pop = self._cache.pop
             for event_id in ids:
                 pop(event_id, None)
-            LOG.info("outbox accepts events again (%d unsent)", self._depth)
+        self.note_room()
         return removed
 
     # -- reads ------------------------------------------------------------
@@ -296,7 +488,8 @@ class SQLiteStore(Store):
         """
         return self.pending_after(0, limit)[0]
 
-    def pending_after(self, cursor: int, limit: int) -> tuple[list[AlarmEvent], int]:
+    def pending_after(self, cursor: int, limit: int,
+                      units: Collection[str] | None = None) -> tuple[list[AlarmEvent], int]:
         """Unsent events stored after ``cursor``, oldest first.
 
         The dispatcher reads each event once with this: it starts at cursor 0
@@ -304,12 +497,12 @@ class SQLiteStore(Store):
 
         :param cursor: 0, or a cursor returned by an earlier call
         :param limit: most events returned
+        :param units: only the events of these units (None: all)
         :returns: the events and the cursor to pass next time
         """
-        rows = self._conn.execute(
-            "SELECT seq, event_id, event_type, alarm_id, sequence, payload"
-            " FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?",
-            (cursor, limit)).fetchall()
+        where, params = _in("unit", units)
+        sql = f"{_PENDING} WHERE seq > ?{where} ORDER BY seq LIMIT ?"  # noqa: S608
+        rows = self._conn.execute(sql, (cursor, *params, limit)).fetchall()
         if not rows:
             return [], cursor
         loads = json.loads
@@ -325,21 +518,29 @@ class SQLiteStore(Store):
             events.append(event)
         return events, rows[-1][0]
 
-    def depth(self) -> int:
-        """Number of events stored and not yet confirmed."""
-        self._conn  # noqa: B018 - raises when closed
-        return self._depth
+    def depth(self, units: Collection[str] | None = None) -> int:
+        """Number of events stored and not yet confirmed (of ``units``, or all)."""
+        db = self._conn
+        if units is None:
+            return self._depth
+        where, params = _in("unit", units)
+        return db.execute(f"SELECT COUNT(*) FROM outbox WHERE 1 = 1{where}",  # noqa: S608
+                          params).fetchone()[0]
 
-    def oldest_age(self, now: float) -> float | None:
-        """Age in seconds of the oldest unsent event, None when empty.
+    def oldest_age(self, now: float, units: Collection[str] | None = None) -> float | None:
+        """Age in seconds of the oldest unsent event (of ``units``, or all), None when empty.
 
         :param now: the current ``time.time()``
         """
+        where, params = _in("unit", units)
         row = self._conn.execute(
-            "SELECT created_at FROM outbox ORDER BY seq LIMIT 1").fetchone()
+            f"SELECT created_at FROM outbox WHERE 1 = 1{where} ORDER BY seq LIMIT 1",  # noqa: S608
+            params).fetchone()
         return None if row is None else max(0.0, now - row[0])
 
-    def load_states(self) -> list[dict[str, Any]]:
-        """All lifecycle state records, for the tracker's ``restore()``."""
+    def load_states(self, units: Collection[str] | None = None) -> list[dict[str, Any]]:
+        """The lifecycle state records (all, or those of ``units``), for ``restore()``."""
+        where, params = _in("unit", units)
         return [json.loads(r[0]) for r in self._conn.execute(
-            "SELECT record FROM lifecycle_state ORDER BY key")]
+            f"SELECT record FROM lifecycle_state WHERE 1 = 1{where} ORDER BY key",  # noqa: S608
+            params)]

@@ -28,10 +28,11 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 import yaml
-from yaml.constructor import ConstructorError, SafeConstructor
+from yaml.constructor import ConstructorError
 
 from daemon.exception import MappingError, WatcherRulesError
 from daemon.pipeline.mapping import compile_conditions
+from daemon.pipeline.mapping.nodes import NodeReader
 
 __all__ = [
     "MAX_FILE_SIZE",
@@ -57,7 +58,6 @@ _PLACEHOLDER = re.compile(
 _SIMPLE_FIELDS: Final = ("alarm_id", "name", "severity", "fingerprint", "resource.id",
                          "resource.type")
 _PROPERTY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*\Z")
-_MAX_NODES: Final = 200_000
 
 
 class ParameterError(ValueError):
@@ -220,41 +220,13 @@ def parse_rules(text: str | bytes, *, source: str = "<string>") -> tuple[Watcher
         raise WatcherRulesError(str(err)) from None
 
 
-class _Reader:
-    """Walks composed YAML nodes (which know their line) into rules."""
+class _Reader(NodeReader):
+    """Walks composed YAML nodes (which know their line) into rules.
 
-    def __init__(self, source: str) -> None:
-        self.source = source
-        self.rule: int | None = None
-        self.nodes = 0
-
-    def error(self, node: yaml.Node | None, problem: str) -> WatcherRulesError:
-        where = self.source if node is None else f"{self.source}:{node.start_mark.line + 1}"
-        if self.rule is not None:
-            problem = f"rule {self.rule}: {problem}"
-        return WatcherRulesError(where=where, problem=problem)
-
-    def mapping(self, node: yaml.Node, what: str) -> list[tuple[str, yaml.Node, yaml.Node]]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.error(node, f"{what} must be a mapping")
-        seen: dict[str, yaml.Node] = {}
-        items = []
-        for key_node, value_node in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                raise self.error(key_node, f"merge keys (<<) are not supported in {what}")
-            key = self.string(key_node, f"a key of {what}")
-            if key in seen:
-                raise self.error(key_node, (
-                    f"duplicate key {key!r} in {what} "
-                    f"(first on line {seen[key].start_mark.line + 1})"))
-            seen[key] = key_node
-            items.append((key, key_node, value_node))
-        return items
-
-    def string(self, node: yaml.Node, what: str) -> str:
-        if not isinstance(node, yaml.ScalarNode) or node.tag != "tag:yaml.org,2002:str":
-            raise self.error(node, f"{what} must be a string")
-        return str(node.value)
+    The mapping file's reader: the same checks (unique string keys, merge
+    keys, the node budget against alias bombs) and the same ``file:line: rule
+    N:`` errors, which :func:`parse_rules` turns into ``WatcherRulesError``.
+    """
 
     def rules(self, root: yaml.Node | None) -> tuple[WatcherRule, ...]:
         if root is None:
@@ -323,15 +295,13 @@ class _Reader:
         for name, _, value_node in items:
             self.check_values(value_node, f"parameters.{name}")
             try:
-                result[name] = SafeConstructor().construct_object(value_node, deep=True)
+                result[name] = self.constructor.construct_object(value_node, deep=True)
             except ConstructorError as err:
                 raise self.error(value_node, f"parameters.{name}: {err.problem}") from None
         return result
 
     def check_values(self, node: yaml.Node, where: str) -> None:
-        self.nodes += 1
-        if self.nodes > _MAX_NODES:
-            raise self.error(node, f"more than {_MAX_NODES} YAML nodes (alias expansion?)")
+        self.count()
         if isinstance(node, yaml.MappingNode):
             for key, _, value in self.mapping(node, where):
                 self.check_values(value, f"{where}.{key}")
@@ -351,7 +321,7 @@ class _Reader:
         if not isinstance(node, yaml.ScalarNode) or node.tag not in (
                 "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"):
             raise self.error(node, "'cooldown' must be a number of seconds")
-        value = float(SafeConstructor().construct_object(node))
+        value = float(self.constructor.construct_object(node))
         if not value >= 0:
             raise self.error(node, "'cooldown' must be 0 or more seconds")
         return value

@@ -214,6 +214,11 @@ NOT_RUN: dict[str, str] = {
     "systemctl daemon-reload && systemctl enable --now alarm-relay-watcher": _SYSTEMD,
     "journalctl -u alarm-relay-watcher -f":
         "reads the journal of the systemd unit (not installed here)",
+    "alarm-relay-manage db copy --from sqlite:////var/lib/alarm-relay/alarm-relay.sqlite "
+    "--to postgresql+psycopg2://alarm_relay:SECRET@db-vip/alarm_relay":
+        "needs the operator's state file and shared database; "
+        "tests/functional/store/test_daemon_database.py runs db copy from a relay's file to "
+        "PostgreSQL and starts a daemon on the copy",
     "rabbitmqctl delete_queue watcher-bridge":
         "deletes a queue of the machine's shared broker; the tests delete theirs with kombu",
 }
@@ -286,6 +291,11 @@ def run_check(site: Site, command: str) -> None:
     assert "FAIL" not in proc.stdout, detail
 
 
+def run_db(site: Site, command: str) -> None:
+    """On the running relay's embedded file: already current."""
+    _expect_success(site, command, contains="current")
+
+
 def run_curl(site: Site, command: str) -> None:
     _expect_success(site, command)
 
@@ -334,6 +344,7 @@ RUNNERS: list[tuple[re.Pattern[str], Callable[[Site, str], None]]] = [
     (re.compile(rf"^{_MANAGE} mapping validate \S+$"), run_validate),
     (re.compile(rf"^{_MANAGE} mapping test \S+ \S+$"), run_mapping_test),
     (re.compile(r"^alarm-relay-manage --config-file \S+ check$"), run_check),
+    (re.compile(r"^alarm-relay-manage --config-file \S+ db (?:sync|version)$"), run_db),
     (re.compile(r"^alarm-relay-manage --config-file \S+ listen(?: --\S+ \S+)*$"), run_listen),
     (re.compile(r"^curl -s http://\S+:9097/\S*(?: \| grep \S+)?$"), run_curl),
     (re.compile(r"^curl -s http://127\.0\.0\.1:9098/metrics \| grep \S+$"), run_curl),

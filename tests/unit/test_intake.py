@@ -190,11 +190,11 @@ async def test_a_failed_store_rebuilds_the_tracker_and_nothing_is_lost(store, db
     put = store.put
     calls = []
 
-    def failing_put(events, states=()):
+    def failing_put(events, states=(), **kwargs):
         calls.append(len(events))
         if len(calls) == 1:
             raise OSError("disk full")
-        return put(events, states)
+        return put(events, states, **kwargs)
 
     store.put = failing_put
     with pytest.raises(OSError):
@@ -218,3 +218,98 @@ async def test_restore_and_drain(store, db):
     await again.on_poll(poll("east", alert("A")))  # the same alarm: no second firing
     stored, _ = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
     assert len(stored) == 1
+
+
+# -- several relays (issue 15): units, fencing, the inbox -----------------------------
+
+import dataclasses  # noqa: E402
+
+from daemon.coordination import partition_of  # noqa: E402
+from daemon.intake import alert_from_json, alert_to_json  # noqa: E402
+
+
+async def _call(db, func, *args, **kwargs):
+    return await asyncio.get_running_loop().run_in_executor(db, lambda: func(*args, **kwargs))
+
+
+def test_an_alert_goes_through_the_inbox_unchanged():
+    original = dataclasses.replace(alert("A", domain="x"), status="resolved",
+                                   silenced_by=("s1",), generator_url="http://p/g")
+    assert alert_from_json(json.loads(json.dumps(alert_to_json(original)))) == original
+
+
+async def test_partitions_keep_only_the_alerts_of_the_units_owned(store, db):
+    intake = make_intake(store, db, clusters=["east"], coordinated=True, partitions=3)
+    assert intake.units() == ["east/0", "east/1", "east/2"] and intake.owned() == {}
+    await intake.on_poll(poll("east", *[alert(f"A{i}") for i in range(30)]))
+    assert await _call(db, store.depth) == 0  # nothing owned: nothing stored
+    epoch = await _call(db, store.claim, "east/1", "me")
+    await intake.take("east/1", epoch)
+    alerts = [alert(f"A{i}") for i in range(30)]
+    await intake.on_poll(poll("east", *alerts))
+    mine = [a for a in alerts if partition_of(a.fingerprint, 3) == 1]
+    assert 0 < len(mine) < 30
+    assert await _call(db, store.depth, ["east/1"]) == len(mine) == intake.tracked
+    assert await _call(db, store.depth) == len(mine)
+
+
+async def test_a_fenced_write_drops_the_unit_and_is_counted(store, db):
+    fenced = []
+    intake = make_intake(store, db, clusters=["east"], coordinated=True,
+                         on_fenced=fenced.append)
+    await intake.take("east", await _call(db, store.claim, "east", "me"))
+    await intake.on_poll(poll("east", alert("A")))
+    assert await intake.verify("east")
+    await _call(db, store.claim, "east", "someone-else")  # took over while we were paused
+    before = telemetry.FENCED_WRITES._value.get()
+    await intake.on_poll(poll("east", alert("A"), alert("B")))
+    assert telemetry.FENCED_WRITES._value.get() == before + 1
+    assert fenced == ["east"] and intake.owned() == {}
+    assert await _call(db, store.depth) == 1  # B was not stored
+    assert not await intake.verify("east")
+
+
+async def test_verify_finds_a_lost_unit_without_anything_to_write(store, db):
+    fenced = []
+    intake = make_intake(store, db, clusters=["east"], coordinated=True,
+                         on_fenced=fenced.append)
+    await intake.take("east", await _call(db, store.claim, "east", "me"))
+    await _call(db, store.claim, "east", "someone-else")
+    assert not await intake.verify("east")
+    assert fenced == ["east"]
+
+
+async def test_a_webhook_for_a_unit_owned_elsewhere_goes_through_the_inbox_once(
+        tmp_path, store, db):
+    standby = make_intake(store, db, clusters=["east"], coordinated=True)
+    owner = make_intake(store, db, clusters=["east"], coordinated=True)
+    await owner.take("east", await _call(db, store.claim, "east", "owner"))
+    await standby.on_webhook([alert("A"), alert("B")], "http://am", "east")
+    assert await _call(db, store.depth) == 0
+    assert len(await _call(db, store.inbox_take, "east", 10)) == 1
+    assert await owner.drain_inbox() == 1
+    assert await _call(db, store.depth) == 2 and owner.tracked == 2
+    assert await _call(db, store.inbox_take, "east", 10) == []  # deleted with the results
+    assert await owner.drain_inbox() == 0
+
+
+async def test_single_relay_owns_every_cluster_unfenced(store, db):
+    intake = make_intake(store, db)
+    assert intake.owned() == {"east": None, "west": None}
+    await intake.on_poll(poll("east", alert("A")))
+    assert await intake.verify("east")
+    stored, _ = await _call(db, store.pending_after, 0, 10, units=["east"])
+    assert len(stored) == 1  # the unit column says whose event it is
+
+
+async def test_partitions_take_the_state_a_single_relay_left_under_the_cluster(store, db):
+    single = make_intake(store, db, clusters=["east"])  # what `db copy` brings: unit "east"
+    alerts = [alert(f"A{i}") for i in range(12)]
+    await single.on_poll(poll("east", *alerts))
+    intake = make_intake(store, db, clusters=["east"], coordinated=True, partitions=3)
+    for p in range(3):
+        await intake.take(f"east/{p}", await _call(db, store.claim, f"east/{p}", "me"))
+    assert intake.tracked == 12  # each alarm in its partition, none twice
+    before = await _call(db, store.depth)
+    await intake.on_poll(poll("east", *alerts))
+    assert await _call(db, store.depth) == before  # nothing fired again

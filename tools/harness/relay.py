@@ -103,7 +103,6 @@ class RelayProcess:
                         "graceful_shutdown_timeout": 20, "debug": False},
             "alertmanager": {"urls": alertmanager_urls, "poll_interval": 1.0,
                              "timeout": 2.0},
-            "lifecycle": {"resolve_grace_period": 3.0},
             "webhook": {"host": "127.0.0.1", "port": self.port},
             "mapping": {"path": mapping_path},
             "publisher": {"send_retry": 1},

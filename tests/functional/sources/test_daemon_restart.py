@@ -36,8 +36,7 @@ def test_sigkill_mid_incident(tmp_path, alertmanager, rabbit_url, unique_name):
         alertmanager_urls=[alertmanager.url], workdir=tmp_path / "relay",
         sections={"DEFAULT": {"control_exchange": exchange},
                   "oslo_messaging_notifications": {"topics": topic},
-                  "alertmanager": {"poll_interval": 1.0},
-                  "lifecycle": {"resolve_grace_period": 3.0}})
+                  "alertmanager": {"poll_interval": 1.0}})
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
         events = consumer.collector.payloads
         relay.start()

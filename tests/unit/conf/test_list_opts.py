@@ -18,7 +18,9 @@ def test_every_group_module_is_listed():
     groups = {group.name if group else "DEFAULT" for group, _ in opts.list_opts()}
     assert groups == {"DEFAULT", "alertmanager", "lifecycle", "webhook", "mapping",
                       "datasources", "aetos_client", "service_credentials",
-                      "prometheus_client", "publisher", "watcher_bridge", "watcher_client"}
+                      "prometheus_client", "publisher", "database", "coordination",
+                      "watcher_bridge",
+                      "watcher_client"}
 
 
 def test_every_option_has_help():

@@ -230,7 +230,7 @@ def test_webhook_only_alarm_resolves_when_every_replica_answers_without_it():
     # B failed: it may be the replica that sent the delivery.
     assert tr.observe_poll(poll(12, (A, []), (B, None)), at(12)) == []
     # B restarted after the delivery: it may have forgotten it (and no endsAt
-    # lead was ever seen in this cluster to tell when Prometheus re-sends).
+    # lead was ever seen in this cluster: max_resend_interval, 900 s, stands in).
     assert tr.observe_poll(poll(13, (A, []), (B, [], U2)), at(13)) == []
     assert tr.observe_poll(poll(600, (A, []), (B, [], U2)), at(600)) == []
     assert len(tr.observe_poll(poll(601, (A, []), (B, [], U1)), at(601))) == 1
@@ -247,6 +247,26 @@ def test_webhook_only_alarm_and_a_restarted_replica_use_the_clusters_endsat_lead
     # Prometheus would have re-sent it to B by now if it still fired.
     [t] = tr.observe_poll(poll(302, (A, [other]), (B, [other], U2)), at(302))
     assert (t.alert.name, t.reason) == ("HighCpu", "disappeared")
+
+
+def test_a_late_delivery_is_no_evidence_against_a_replica_restarted_after_the_alert_began():
+    """A delivery retried for a while can describe a replica before its restart."""
+    tr = tracker(expire_delay=0)
+    # B restarted at 55.5 (U2), after the alert began (-60); the delivery arrives at 70.
+    tr.observe_webhook([alert(ends=None)], at(70), "http://am")
+    # Both answer without it, both running since before the delivery: still no evidence
+    # from B, which may have lost it and not have been re-sent it yet.
+    assert tr.observe_poll(poll(75, (A, []), (B, [], U2)), at(75)) == []
+    assert tr.tracked == 1
+
+
+def test_without_a_lead_seen_max_resend_interval_bounds_a_restarted_replica():
+    tr = tracker(expire_delay=0, max_resend_interval=120)
+    tr.observe_webhook([alert(ends=None)], at(70), "http://am")
+    # B restarted at 55.5 (U2), after the alert began: evidence once up 120 s.
+    assert tr.observe_poll(poll(170, (A, []), (B, [], U2)), at(170)) == []
+    [r] = tr.observe_poll(poll(180, (A, []), (B, [], U2)), at(180))
+    assert (r.kind, r.reason) == ("resolved", "disappeared")
 
 
 # -- replicas --------------------------------------------------------------

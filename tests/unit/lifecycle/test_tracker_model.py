@@ -145,7 +145,7 @@ class Simulation:
 
     @staticmethod
     def new_tracker() -> LifecycleTracker:
-        return LifecycleTracker(cluster="c", expire_delay=EXPIRE_DELAY)
+        return LifecycleTracker(cluster="c", expire_delay=EXPIRE_DELAY, max_resend_interval=LEAD)
 
     # -- Prometheus ------------------------------------------------------
 

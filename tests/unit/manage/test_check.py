@@ -56,6 +56,9 @@ async def test_lines_skips_and_failures(tmp_path, alertmanager_status):
     assert by_name[f"alertmanager {url}"].status == "OK"
     assert "cluster ready, 2 peers" in by_name[f"alertmanager {url}"].message
     assert by_name["mapping"].status == "OK"
+    assert by_name["coordination"].line == (
+        "SKIP coordination: [coordination] backend_url is empty (a single relay)")
+    assert by_name["ownership"].status == "SKIP"
     assert by_name["rabbitmq"].status == "FAIL"
     assert " -- check [DEFAULT] transport_url" in by_name["rabbitmq"].message
     assert "guest:guest" not in by_name["rabbitmq"].message
@@ -86,3 +89,37 @@ def test_exit_code(monkeypatch):
 
     monkeypatch.setattr(check, "run_checks", failing)
     assert check.run(None, out=printed.append) == 1
+
+
+async def test_coordination_unreachable_and_units_from_the_database(tmp_path,
+                                                                   alertmanager_status):
+    url, _ = alertmanager_status
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("alerts:\n- alert:\n    key: {alertname: A}\n    resource: {id: instance}\n")
+    database = f"sqlite:///{tmp_path / 'shared.sqlite'}"
+    conf = _conf(tmp_path, url, mapping)
+    # Port 9 refuses: the backend does not answer; the URL's password is never shown.
+    conf.set_override("backend_url", "redis://:s3cret@127.0.0.1:9", group="coordination")
+    conf.set_override("partitions", 2, group="coordination")
+    conf.set_override("connection", database, group="database")
+    import sqlalchemy as sa
+
+    from daemon.store import migration, store_from_conf
+
+    engine = sa.create_engine(database)
+    migration.upgrade(engine)  # alarm-relay-manage db sync
+    engine.dispose()
+    store = store_from_conf(conf)
+    store.open()
+    store.claim("default/0", "ctl-1-42")
+    store.claim("default/0", "ctl-2-43")
+    store.close()
+    results = {r.name: r for r in await check.run_checks(conf)}
+    assert results["coordination"].status == "FAIL"
+    assert "s3cret" not in results["coordination"].message
+    # Without the members, the recorded owners are shown as they are.
+    assert results["ownership"].line == (
+        "FAIL ownership: default/0 -> ctl-2-43 (epoch 2); default/1 -> no one (epoch 0)"
+        " -- the units without a live owner are taken over within [coordination] lease"
+        " + check_interval; if not, check that a relay runs with the same backend_url"
+        " and database")

@@ -402,3 +402,65 @@ async def test_flush_returns_when_the_ack_is_done_before_its_callback_ran(outbox
 
     assert dispatcher._ack is None and not dispatcher._to_ack
     assert outbox.depth() == 0
+
+
+# -- several relays (issue 15): only the units owned ------------------------------
+
+
+async def _put_unit(executors, outbox, events, unit):
+    await asyncio.get_running_loop().run_in_executor(
+        executors[0], lambda: outbox.put(events, (), unit=unit))
+
+
+async def test_sends_only_the_units_owned_and_a_taken_units_backlog(outbox, executors):
+    mine = [make_event(f"a-{i}", 1) for i in range(5)]
+    theirs = [make_event(f"b-{i}", seq) for seq in (1, 2) for i in range(5)]
+    await _put_unit(executors, outbox, mine, "c/0")
+    await _put_unit(executors, outbox, theirs, "c/1")
+    notifier = FakeNotifier()
+    dispatcher = _dispatcher(outbox, notifier, executors, units=frozenset({"c/0"}),
+                             poll_interval=0.05)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    try:
+        await _until(lambda: len(notifier.sent) == 5)
+        await asyncio.sleep(0.3)
+        assert {e.alarm_id for e in notifier.sent} == {e.alarm_id for e in mine}
+        # c/1's owner died: its backlog, stored before the cursor, is sent now, in order.
+        dispatcher.set_units(frozenset({"c/0", "c/1"}))
+        await _until(lambda: len(notifier.sent) == 15)
+        await asyncio.sleep(0.3)
+        assert len(notifier.sent) == 15  # re-reading from the start sent nothing twice
+        _assert_ordered(notifier.sent)
+        # c/0 given up: its new events are not sent here.
+        dispatcher.set_units(frozenset({"c/1"}))
+        await _put_unit(executors, outbox, [make_event("a-0", 2)], "c/0")
+        dispatcher.wake()
+        await asyncio.sleep(0.3)
+        assert len(notifier.sent) == 15
+    finally:
+        stop.set()
+        await task
+
+
+async def test_store_outage_is_logged_once_and_its_end_once(tmp_path, executors, caplog):
+    class FailingStore(SQLiteStore):
+        failures = 3
+
+        def depth(self, units=None):
+            if self.failures:
+                self.failures -= 1
+                raise exception.StoreError(problem="database: connection refused")
+            return super().depth(units)
+
+    caplog.set_level(logging.INFO, logger="daemon.publish")
+    with FailingStore(str(tmp_path / "s.sqlite"), max_events=10) as store:
+        dispatcher = _dispatcher(store, FakeNotifier(), executors)
+        watch = asyncio.ensure_future(dispatcher.watch_store(interval=0.01))
+        try:
+            await _until(lambda: store.failures == 0 and dispatcher.store_ok)
+        finally:
+            watch.cancel()
+    assert caplog.text.count("The outbox is not readable") == 1
+    assert "Traceback" not in caplog.text
+    assert caplog.text.count("The outbox is readable again") == 1

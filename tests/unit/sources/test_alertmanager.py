@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import email.utils
 import itertools
 import json
 
@@ -19,6 +20,7 @@ from daemon.exception import ConfigError
 from daemon.sources.alertmanager import (
     AlertmanagerPoller,
     PollerSettings,
+    clock_offset,
     display_url,
     json_array_items,
 )
@@ -330,6 +332,32 @@ def test_from_conf():
     json.dumps(poller._params)
 
 
+def _date(at: float) -> str:
+    return email.utils.formatdate(at, usegmt=True)
+
+
+@pytest.mark.parametrize(("server_ahead", "exchange", "expected"), [
+    (0.0, 0.05, 0.0),          # same clock, fast answer
+    (0.0, 12.0, 0.0),          # same clock, a slow answer is no skew
+    (600.0, 0.05, 600.0),      # ten minutes ahead
+    (600.0, 12.0, 600.0),      # ahead, slow answer stamped as it ends
+    (-600.0, 0.05, -599.0),    # behind
+    (3.0, 0.05, 3.0),
+])
+def test_clock_offset_is_the_smallest_difference_the_date_proves(server_ahead, exchange, expected):
+    sent = 1_800_000_000.0
+    answered = sent + exchange
+    # The worst case for a slow answer: the server stamps Date just before its headers leave.
+    stamp = int(answered - 0.001 + server_ahead)
+    offset = clock_offset(_date(stamp), sent, answered)
+    assert offset == pytest.approx(expected, abs=1.01)
+    if server_ahead == 0.0:
+        assert offset == 0.0
+
+
+def test_clock_offset_without_a_readable_date():
+    assert clock_offset(None, 1.0, 2.0) is None
+    assert clock_offset("yesterday", 1.0, 2.0) is None
 # -- decoding the alert list one item at a time ------------------------------------
 
 _JSON = st.recursive(

@@ -270,3 +270,20 @@ def test_an_event_stored_larger_is_cut_when_read(tmp_path):
 def test_max_event_bytes_has_a_floor(tmp_path):
     with pytest.raises(ValueError):
         SQLiteStore(str(tmp_path / "s.sqlite"), max_events=10, max_event_bytes=1000)
+
+
+def test_full_and_room_again_are_each_logged_once(outbox, caplog):
+    caplog.set_level("INFO", logger="daemon.store")
+    events = [make_event(str(i)) for i in range(10)]
+    outbox.put(events)
+    outbox.ack([events[0].event_id])
+    assert "accepts events again" not in caplog.text, "logged without the outbox being full"
+    outbox.put([make_event("a")])
+    for _ in range(2):
+        with pytest.raises(exception.OutboxFull):
+            outbox.put([make_event("b")])
+    assert caplog.text.count("outbox full") == 1
+    outbox.ack([events[1].event_id, events[2].event_id])
+    outbox.ack([events[3].event_id])
+    outbox.put([make_event("c")])
+    assert caplog.text.count("accepts events again") == 1
