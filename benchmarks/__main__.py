@@ -357,6 +357,13 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
                 _n(f.get("publish_eps")), f"raw {_n(raw)}",
                 _n(f["publish_eps"] / raw if raw and f.get("publish_eps") else None,
                    "{:.2f}x"), "-", "n/a"))
+    gcs = f.get("relay_gc") or {}
+    if gcs.get("seconds"):
+        out.append(("storm", "  collector pauses in the daemon's worker (s): "
+                             "young / middle / full generations",
+                    " / ".join(_n(x, "{:.2f}") for x in gcs["seconds"]),
+                    "collections " + " / ".join(_n(x) for x in gcs["collections"]),
+                    "-", "-", "n/a"))
     return out[:1] + fair + out[1:]
 
 
@@ -441,12 +448,13 @@ def rows_memory(f: dict, _all: dict) -> list[Row]:
                      f"{_n(f.get('traced_tracker_only_per_alert_bytes'))} / "
                      f"{_n(f.get('traced_per_alert_bytes'))}", "-", "-", "-", "n/a"))
     by_size = f.get("rss_by_size") or {}
-    warm = f.get("warm_rss_by_size") or {}
-    if len(warm) > 1:
-        sizes = ", ".join(f"{int(k):,}" for k in warm)
-        rows.append(("memory", f"  RSS per alert at {sizes}, after a first decoding (bytes)",
-                     " / ".join(_n(v) for v in warm.values()),
-                     "in a new process " + " / ".join(_n(v) for v in by_size.values()),
+    if len(by_size) > 1:
+        sizes = ", ".join(f"{int(k):,}" for k in by_size)
+        base_sizes = base.get("rss_by_size") or {}
+        rows.append(("memory", f"  RSS per alert at {sizes} (bytes)",
+                     " / ".join(_n(v) for v in by_size.values()),
+                     ("main " + " / ".join(_n(v) for v in base_sizes.values()))
+                     if base_sizes else "-",
                      _n(f.get("rss_spread"), "{:.2f}x"), "flat within 15%",
                      _met(f.get("rss_spread", 9) <= 1.15)))
     return rows
@@ -470,10 +478,11 @@ def rows_soak(f: dict, _all: dict) -> list[Row]:
          f"RSS at {warm} {_n(f['rss_at_warmup_bytes'] / mib, '{:.1f}')} MiB",
          _n(f["rss_max_bytes"] / f["rss_at_warmup_bytes"], "{:.3f}x"), "<= 5%",
          _met(f["rss_ok"])),
-        ("soak", "  open file descriptors: max after the warm-up", _n(f["fds_max"]),
-         f"at {warm} {_n(f['fds_at_warmup'])}", "-", "no growth", _met(f["fds_ok"])),
-        ("soak", "  threads: max after the warm-up", _n(f["threads_max"]),
-         f"at {warm} {_n(f['threads_at_warmup'])}", "-", "no growth",
+        ("soak", "  open file descriptors: highest level of a later minute", _n(f["fds_max"]),
+         f"first minute after {warm} {_n(f['fds_at_warmup'])}", "-", "no growth",
+         _met(f["fds_ok"])),
+        ("soak", "  threads: highest level of a later minute", _n(f["threads_max"]),
+         f"first minute after {warm} {_n(f['threads_at_warmup'])}", "-", "no growth",
          _met(f["threads_ok"])),
         ("soak", "  outbox back to 0 after RabbitMQ's return (s)", _n(f.get("drain_s"), "{:.1f}"),
          f"outbox max {_n(f.get('outbox_max'))} events, outage {_n(f.get('outage_s'))} s",

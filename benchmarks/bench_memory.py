@@ -7,12 +7,10 @@ state changes are exported (as the daemon does before storing them) and everythi
 (body, transitions) is dropped.  Each measurement runs in a fresh interpreter.  Measured:
 
 - ``rss_per_alert_bytes``: RSS after minus RSS before, per alert, at ``--alerts`` (and
-  ``rss_by_size`` at ``--sizes``), in a new process: what the daemon keeps per alert
-  (tracker state + the poller's parse cache), with the allocator's slack and what the
-  first decoding left in the allocator (a fixed cost: glibc keeps a body-sized buffer
-  below its mmap threshold, up to 32 MB, which weighs on the small sizes);
-- ``warm_rss_by_size``: the same right after, in the same process, with other alerts: the
-  cost per tracked alert alone, which must stay flat from 10,000 to 100,000 (within 15%);
+  ``rss_by_size`` at ``--sizes``: the cost per alert must stay flat, within 15%), in a new
+  process whose glibc mmap threshold is pinned at its default (``MALLOC_MMAP_THRESHOLD_``,
+  see ``run_child``): what the daemon keeps per alert (tracker state + the poller's parse
+  cache), with the allocator's slack;
 - with tracemalloc at ``--trace-alerts`` alerts (Python allocations only, no allocator
   slack): bytes per alert with the parse cache, and after clearing it (the tracker and the
   model: Alert objects and their labels and annotations, alarm records) split by where it
@@ -165,21 +163,19 @@ def child(argv: list[str]) -> dict:
 
     body = api_answer(n)
     if what == "rss":
-        cold, held = measure_rss(n, body)
-        # Again in the same process, with other alerts, the first ones still held: the
-        # allocator now holds what the first decoding left (a body-sized buffer below
-        # glibc's mmap threshold, 32 MB at most), so this is the cost per tracked alert.
-        again = api_answer(n, "again")
-        warm, _ = measure_rss(n, again)
-        del held
-        return {"alerts": n, "rss_per_alert_bytes": cold, "warm_rss_per_alert_bytes": warm,
+        rss, _ = measure_rss(n, body)
+        return {"alerts": n, "rss_per_alert_bytes": rss,
                 "json_bytes_per_alert": round(len(body) / n)}
     return {"alerts": n, **measure_traced(n, body)}
 
 
 def run_child(code: Path, *args: str) -> dict:
     """Run :func:`child` in a new interpreter, importing ``daemon`` from ``code``."""
-    env = {**os.environ, "BENCH_MEMORY_CODE": str(code)}
+    # glibc raises its mmap threshold (up to 32 MB) each time a large mmapped block is
+    # freed, after which a body-sized buffer freed stays in the heap: a fixed cost of a few
+    # MB that would weigh on the small sizes only.  Pinned at its default (128 KiB), large
+    # buffers are always returned, as bodies over 32 MB are anyway.
+    env = {**os.environ, "BENCH_MEMORY_CODE": str(code), "MALLOC_MMAP_THRESHOLD_": "131072"}
     proc = subprocess.run([sys.executable, __file__, "--child", *args], env=env,
                           capture_output=True, text=True, timeout=900, check=False)
     if proc.returncode != 0:
@@ -192,8 +188,7 @@ def measure(code: Path, sizes: list[int], trace_n: int, label: str) -> dict:
     for n in sizes:
         row = run_child(code, "rss", str(n))
         rss[n] = row
-        log(f"{label}: RSS per alert at {n:,}: {row['rss_per_alert_bytes']} B in a new "
-            f"process, {row['warm_rss_per_alert_bytes']} B after a first decoding")
+        log(f"{label}: RSS per alert at {n:,}: {row['rss_per_alert_bytes']} B")
     traced = run_child(code, "traced", str(trace_n))
     log(f"{label}: tracemalloc at {trace_n:,}: {json.dumps(traced)}")
     return {"rss": rss, "traced": traced}
@@ -234,19 +229,15 @@ def main(argv: list[str] | None = None) -> int:
             "traced_tracker_only_per_alert_bytes": base["traced"]["tracker_only"],
             "traced_parts": base["traced"]["parts"],
             "rss_by_size": {str(k): v["rss_per_alert_bytes"] for k, v in base["rss"].items()},
-            "warm_rss_by_size": {str(k): v["warm_rss_per_alert_bytes"]
-                                 for k, v in base["rss"].items()},
         }
     rss = ours["rss"][n]["rss_per_alert_bytes"]
     json_bytes = ours["rss"][n]["json_bytes_per_alert"]
     traced = ours["traced"]
     by_size = {str(k): v["rss_per_alert_bytes"] for k, v in ours["rss"].items()}
-    warm = {str(k): v["warm_rss_per_alert_bytes"] for k, v in ours["rss"].items()}
-    flat = max(warm.values()) / min(warm.values())
+    flat = max(by_size.values()) / min(by_size.values())
     result.update({
         "rss_per_alert_bytes": rss,
         "rss_by_size": by_size,
-        "warm_rss_by_size": warm,
         "rss_spread": round(flat, 3),
         "traced_alerts": trace_n,
         "traced_per_alert_bytes": traced["with_parse_cache"],

@@ -16,8 +16,9 @@ At the end the churn stops, the outbox drains, and the consumer's count is compa
 relay's: every transition decided must have been received (lost = decided - received).
 
 Checks (after the first ``--warmup`` seconds, 120 by default): RSS grows by at most 5% (the
-highest sample against the first one after the warm-up), open fds and threads not at all (same
-rule), the outbox is back to 0 within 30 s of RabbitMQ's return, and nothing is lost.  The
+highest sample against the first one after the warm-up), open fds and threads not at all
+(their level, the median of each minute's samples, against the first minute's), the outbox is
+back to 0 within 30 s of RabbitMQ's return, and nothing is lost.  The
 samples are plotted into ``--plot`` (docs/soak.png) with matplotlib.
 
     python benchmarks/bench_soak.py [--duration 600] [--outage 30] [--plot docs/soak.png]
@@ -204,37 +205,44 @@ class Sampler(threading.Thread):
 
 # -- checks and the picture ----------------------------------------------------------------
 
+def _level(samples: list[dict[str, float]], key: str) -> float:
+    values = sorted(s[key] for s in samples)
+    return values[len(values) // 2]
+
+
 def verdict(samples: list[dict[str, float]], warmup: float) -> dict[str, Any]:
     """The checks after the warm-up.
 
-    RSS: the highest sample against the first one after the warm-up.  Open fds and
-    threads: the highest after the first minute past the warm-up against the highest in
-    that minute (a request in flight holds a socket for a moment: a level, not growth).
+    RSS: the highest sample against the first one after the warm-up.  Open fds, threads
+    and tasks: their level (the median of a minute's samples) in each later minute against
+    the first minute after the warm-up: a request in flight holds a socket for a moment,
+    which is no growth, while a leak raises the level for good.
     """
     after = [s for s in samples if s["t"] >= warmup]
     if len(after) < 3:
         return {"checked": False}
-    window = [s for s in after if s["t"] < warmup + 60] or after[:1]
-    rest = [s for s in after if s["t"] >= warmup + 60] or after[-1:]
+    minutes: dict[int, list[dict[str, float]]] = {}
+    for sample in after:
+        minutes.setdefault(int((sample["t"] - warmup) // 60), []).append(sample)
+    windows = [minutes[k] for k in sorted(minutes)]
+    first_minute, later = windows[0], windows[1:] or windows[:1]
     first = after[0]
     rss_max = max(s["rss_bytes"] for s in after)
-    out = {
+    out: dict[str, Any] = {
         "checked": True,
         "rss_at_warmup_bytes": first["rss_bytes"], "rss_max_bytes": rss_max,
         "rss_last_bytes": after[-1]["rss_bytes"],
         "rss_growth": round(rss_max / first["rss_bytes"] - 1, 4),
         "rss_growth_last": round(after[-1]["rss_bytes"] / first["rss_bytes"] - 1, 4),
-        "fds_at_warmup": max(s["fds"] for s in window),
-        "fds_max": max(s["fds"] for s in rest),
-        "threads_at_warmup": max(s["threads"] for s in window),
-        "threads_max": max(s["threads"] for s in rest),
-        "tasks_at_warmup": max(s["tasks"] for s in window),
-        "tasks_max": max(s["tasks"] for s in rest),
         "state_bytes_at_warmup": first["state_bytes"],
         "state_bytes_max": max(s["state_bytes"] for s in after),
         "tracked_at_warmup": first["tracked"],
         "tracked_max": max(s["tracked"] for s in after),
     }
+    for key in ("fds", "threads", "tasks"):
+        out[f"{key}_at_warmup"] = _level(first_minute, key)
+        out[f"{key}_max"] = max(_level(window, key) for window in later)
+        out[f"{key}_levels"] = [_level(window, key) for window in windows]
     out["rss_ok"] = out["rss_growth"] <= RSS_GROWTH_MAX
     out["fds_ok"] = out["fds_max"] <= out["fds_at_warmup"]
     out["threads_ok"] = out["threads_max"] <= out["threads_at_warmup"]

@@ -130,6 +130,25 @@ def am_fetch(am: Alertmanager, rounds: int = 3) -> tuple[float, int]:
     return statistics.median(times), size
 
 
+def gc_during(path: Path, relay: RelayProcess) -> dict:
+    """The worker's collector pauses over the storm (its last line: it lived longest)."""
+    last: dict[int, dict] = {}
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except ValueError:
+            continue
+        last[row["pid"]] = row
+    if not last:
+        return {}
+    pid = relay.proc.pid if relay.proc else None
+    worker = max((r for p, r in last.items() if p != pid),
+                 key=lambda r: sum(r["seconds"]), default=None) or next(iter(last.values()))
+    return {"collections": worker["collections"],
+            "seconds": [round(x, 3) for x in worker["seconds"]],
+            "max_s": [round(x, 3) for x in worker["max_s"]]}
+
+
 def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
     """The raw confirmed publish rate of ``n`` events, as the storm publishes them.
 
@@ -177,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-threads", type=int, default=8,
                         help="publishing threads of the fair floor (the relay's default "
                              "[publisher] publish_threads)")
+    parser.add_argument("--no-gc-stats", dest="gc_stats", action="store_false",
+                        help="do not count the daemon's collector pauses (benchmarks/gcstats)")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the fair floor (raw publishes of as many events)")
     args = parser.parse_args(argv)
@@ -205,10 +226,14 @@ def main(argv: list[str] | None = None) -> int:
             # daemon and the broker on a small machine.
             with Alertmanager(resolve_timeout="1h", group_wait="30s", group_interval="5m",
                               workdir=workdir / "am") as am:
+                gc_file = workdir / "gc-stats.jsonl"
+                gc_env = ({"PYTHONPATH": str(Path(__file__).parent / "gcstats"),
+                           "BENCH_GC_STATS": str(gc_file)} if args.gc_stats else None)
+
                 def make_relay(where: str) -> RelayProcess:
                     return RelayProcess(
                         mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
-                        workdir=workdir / where,
+                        workdir=workdir / where, env=gc_env,
                         sections={
                             "DEFAULT": {"control_exchange": exchange},
                             "oslo_messaging_notifications": {"topics": topic},
@@ -294,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     sampler.stop.set()
                     relay.stop()
+                if args.gc_stats and gc_file.exists():
+                    result["relay_gc"] = gc_during(gc_file, relay)
                 result["relay_rss_idle_bytes"] = rss_before
                 result["relay_rss_after_bytes"] = rss_after
                 result["relay_rss_per_alert_bytes"] = round((rss_after - rss_before) / n)

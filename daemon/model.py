@@ -89,9 +89,14 @@ _ZERO_TIME = "0001-01-01T00:00:00"
 #: The canonical state names: an Alert holds these, not the decoded copies.
 _STATES = {name: name for name in ("active", "suppressed", "unprocessed")}
 _WEBHOOK_STATUSES = {name: name for name in ("firing", "resolved")}
+#: Parsed times by their text (startsAt to the millisecond apart): alerts sent together
+#: share their endsAt and updatedAt.  Each is two bounded generations, like _STRINGS:
+#: a long-running relay keeps the recent times, not every time it ever parsed.
 _TIME_CACHE: dict[str, datetime.datetime | None] = {}
 _MS_TIME_CACHE: dict[str, datetime.datetime | None] = {}
-_TIME_CACHE_MAX = 65536
+_OLD_TIMES: dict[int, dict[str, datetime.datetime | None]] = {
+    id(_TIME_CACHE): {}, id(_MS_TIME_CACHE): {}}
+_TIME_CACHE_MAX = 2048
 _EMPTY: Mapping[str, str] = {}
 _MISSING = object()
 
@@ -281,7 +286,10 @@ def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.
         return cache[value]
     except KeyError:
         pass
-    if value.startswith(_ZERO_TIME):
+    old = _OLD_TIMES[id(cache)]
+    if value in old:
+        parsed = old[value]
+    elif value.startswith(_ZERO_TIME):
         parsed = None
     else:
         try:
@@ -297,6 +305,10 @@ def _parse_time(value: object, field: str, *, millis: bool = False) -> datetime.
         if millis and parsed.microsecond % 1000:
             parsed = parsed.replace(microsecond=parsed.microsecond - parsed.microsecond % 1000)
     if len(cache) >= _TIME_CACHE_MAX:
+        # The current generation becomes the old one (the dicts swap contents, so the
+        # module's names keep pointing at the current one).
+        old.clear()
+        old.update(cache)
         cache.clear()
     cache[value] = parsed
     return parsed

@@ -299,3 +299,17 @@ def test_alerts_share_repeated_strings(api_firing):
     long = "x" * 10_000
     assert model.share("".join(["x"] * 10_000)) is not long  # long text is not pinned
     assert model.share("-".join(["a", "b"])) is model.share("-".join(["a", "b"]))
+
+
+def test_time_and_string_tables_stay_bounded():
+    """A relay running for days keeps the recent values, not every value it parsed."""
+    base = dt.datetime(2026, 11, 21, tzinfo=UTC)
+    for i in range(3 * model._TIME_CACHE_MAX):
+        stamp = (base + dt.timedelta(milliseconds=i)).isoformat().replace("+00:00", "Z")
+        obj = {**_BASE, "startsAt": stamp, "endsAt": stamp, "fingerprint": f"{i:016x}"}
+        assert parse_alert(obj, where="x").starts_at == base + dt.timedelta(milliseconds=i)
+    for cache in (model._TIME_CACHE, model._MS_TIME_CACHE):
+        assert len(cache) + len(model._OLD_TIMES[id(cache)]) <= 2 * model._TIME_CACHE_MAX
+    for i in range(3 * model._STRINGS_MAX):
+        model.share(f"value-{i}")
+    assert len(model._STRINGS) + len(model._STRINGS_OLD) <= 2 * model._STRINGS_MAX

@@ -1,0 +1,48 @@
+"""Collector pauses of a process, for a benchmark (``bench_storm.py --gc-stats``).
+
+Put this directory on ``PYTHONPATH`` with ``BENCH_GC_STATS`` naming a file: every process
+that starts writes there (one JSON line per second, by process id) how many collections of
+each generation it made and how long they held the interpreter.  Not part of the daemon.
+"""
+
+import gc
+import json
+import os
+import threading
+import time
+
+_PATH = os.environ.get("BENCH_GC_STATS")
+if _PATH:
+    _stats = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "max_s": [0.0, 0.0, 0.0],
+              "collected": 0}
+    _began: list[float] = [0.0]
+
+    def _callback(phase: str, info: dict) -> None:
+        if phase == "start":
+            _began[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - _began[0]
+        gen = info["generation"]
+        _stats["collections"][gen] += 1
+        _stats["seconds"][gen] += took
+        _stats["max_s"][gen] = max(_stats["max_s"][gen], took)
+        _stats["collected"] += info.get("collected", 0)
+
+    def _writer() -> None:
+        while True:
+            time.sleep(1.0)
+            line = json.dumps({"pid": os.getpid(), "t": time.time(), **_stats})
+            with open(_PATH, "a", encoding="utf-8") as out:
+                out.write(line + "\n")
+
+    def _start() -> None:
+        threading.Thread(target=_writer, daemon=True, name="gc-stats").start()
+
+    def _forked() -> None:  # the daemon's worker is forked: count it from zero, on its own
+        _stats.update(collections=[0, 0, 0], seconds=[0.0, 0.0, 0.0], max_s=[0.0, 0.0, 0.0],
+                      collected=0)
+        _start()
+
+    gc.callbacks.append(_callback)
+    os.register_at_fork(after_in_child=_forked)
+    _start()
