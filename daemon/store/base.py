@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 from oslo_log import log
 
 from daemon import exception, telemetry
-from daemon.pipeline.event import AlarmEvent
+from daemon.pipeline.event import AlarmEvent, bound_event
 
 __all__ = ["InboxItem", "StateChange", "Store"]
 
@@ -49,9 +49,11 @@ class Store(abc.ABC):
     loop, one call at a time, from one executor thread.
 
     :ivar max_events: most events kept unsent; beyond it new events wait
+    :ivar max_event_bytes: largest JSON of one event; a larger one is cut
     """
 
     max_events: int
+    max_event_bytes: int
     _full_logged = False
 
     @abc.abstractmethod
@@ -143,6 +145,24 @@ class Store(abc.ABC):
         :raises StoreInUse: another relay holds it (the message names it when known)
         :raises StoreError: the database failed
         """
+
+    def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
+               stage: str) -> tuple[list[AlarmEvent], list[str]]:
+        """``events`` and their JSON with every payload over ``max_event_bytes`` cut
+        (counted in ``alarm_relay_events_truncated_total{stage}`` and logged)."""
+        limit = self.max_event_bytes
+        events = list(events)
+        for index, text in enumerate(texts):
+            if len(text) <= limit:
+                continue
+            event = events[index]
+            events[index], texts[index], cut = bound_event(event, text, limit)
+            telemetry.EVENTS_TRUNCATED.labels(stage=stage).inc()
+            LOG.warning("event %s (%s, alarm %s) takes %d bytes of JSON, more than "
+                        "[publisher] max_event_bytes %d: cut %s, now %d bytes",
+                        event.event_id, event.event_type, event.alarm_id, len(text), limit,
+                        ", ".join(cut) or "nothing", len(texts[index]))
+        return events, texts
 
     def note_room(self) -> None:
         """After events left the outbox: say once that a full outbox takes events again."""

@@ -42,8 +42,8 @@ from oslo_db.sqlalchemy import engines
 from oslo_log import log
 from sqlalchemy.dialects import mysql, postgresql, sqlite
 
-from daemon import exception, telemetry
-from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
+from daemon import exception
+from daemon.pipeline.event import AlarmEvent, encode_payload, new_event
 from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 from daemon.store.lock import flock
@@ -330,22 +330,6 @@ class SQLStore(Store):
         epoch = self._epoch(connection, unit) or 0
         if epoch != fence:
             raise exception.FencedWrite(unit=unit, fence=fence, epoch=epoch)
-
-    def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
-               stage: str) -> tuple[list[AlarmEvent], list[str]]:
-        limit = self.max_event_bytes
-        events = list(events)
-        for index, text in enumerate(texts):
-            if len(text) <= limit:
-                continue
-            event = events[index]
-            events[index], texts[index], cut = bound_event(event, text, limit)
-            telemetry.EVENTS_TRUNCATED.labels(stage=stage).inc()
-            LOG.warning("event %s (%s, alarm %s) takes %d bytes of JSON, more than "
-                        "[publisher] max_event_bytes %d: cut %s, now %d bytes",
-                        event.event_id, event.event_type, event.alarm_id, len(text), limit,
-                        ", ".join(cut) or "nothing", len(texts[index]))
-        return events, texts
 
     def claim(self, unit: str, member: str) -> int:
         """Take ownership of ``unit`` for ``member``; returns the unit's new epoch.

@@ -70,8 +70,8 @@ from typing import Any
 
 from oslo_log import log
 
-from daemon import exception, telemetry
-from daemon.pipeline.event import AlarmEvent, bound_event, encode_payload, new_event
+from daemon import exception
+from daemon.pipeline.event import AlarmEvent, encode_payload, new_event
 from daemon.store import migration
 from daemon.store.base import InboxItem, Store
 
@@ -362,23 +362,6 @@ class SQLiteStore(Store):
             cache = self._cache
             for event in events:
                 cache[event.event_id] = event
-
-    def _bound(self, events: Sequence[AlarmEvent], texts: list[str],
-               stage: str) -> tuple[list[AlarmEvent], list[str]]:
-        """``events`` and their JSON with every payload over ``max_event_bytes`` cut."""
-        limit = self.max_event_bytes
-        events = list(events)
-        for index, text in enumerate(texts):
-            if len(text) <= limit:
-                continue
-            event = events[index]
-            events[index], texts[index], cut = bound_event(event, text, limit)
-            telemetry.EVENTS_TRUNCATED.labels(stage=stage).inc()
-            LOG.warning("event %s (%s, alarm %s) takes %d bytes of JSON, more than "
-                        "[publisher] max_event_bytes %d: cut %s, now %d bytes",
-                        event.event_id, event.event_type, event.alarm_id, len(text), limit,
-                        ", ".join(cut) or "nothing", len(texts[index]))
-        return events, texts
 
     @staticmethod
     def _check_fence(db: sqlite3.Connection, unit: str, fence: int) -> None:
