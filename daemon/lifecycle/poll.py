@@ -228,16 +228,7 @@ class PollRules(TrackerCore):
             self._resolve(out, alarm, cycle.now, "silenced", url, ends_at=source_now,
                           closed_how="silenced", closed_until=source_now)
             return True
-        best = ours[0][1]
-        for _, alert in ours[1:]:
-            best = representative(best, alert)
-        starts = min(a.starts_at for _, a in ours)
-        latest = max(a.starts_at for _, a in ours)
-        ends = best.ends_at
-        for _, alert in ours:
-            ends = max_end(ends, alert.ends_at)
-        if best.starts_at != starts or best.ends_at != ends:
-            best = dataclasses.replace(best, starts_at=starts, ends_at=ends)
+        best, latest = merge_copies([a for _, a in ours])
         listing = frozenset(u for u, _ in ours)
         source_url = min(listing)
         self._observe_same(out, alarm, best, cycle.now, cycle.seen_at, source_url)
@@ -301,16 +292,7 @@ class PollRules(TrackerCore):
             live = [(u, a) for u, a in live if not suppressed(a)]
             if not live:
                 return
-        best = live[0][1]
-        for _, alert in live[1:]:
-            best = representative(best, alert)
-        starts = min(a.starts_at for _, a in live)
-        latest = max(a.starts_at for _, a in live)
-        ends = best.ends_at
-        for _, alert in live:
-            ends = max_end(ends, alert.ends_at)
-        if best.starts_at != starts or best.ends_at != ends:
-            best = dataclasses.replace(best, starts_at=starts, ends_at=ends)
+        best, latest = merge_copies([a for _, a in live])
         listing = frozenset(u for u, _ in live)
         holders = self._holders((u, cycle.epochs.get(u)) for u in listing)
         if reopen > 1:
@@ -393,3 +375,22 @@ class PollRules(TrackerCore):
                 return False  # restarted since: it may still be re-sent
         return True
 
+
+def merge_copies(copies: Sequence[Alert]) -> tuple[Alert, datetime.datetime]:
+    """One occurrence's copies as Alertmanager merges them, and the latest ``startsAt``.
+
+    The representative copy with the earliest ``startsAt`` and the latest ``endsAt``
+    of all (Alertmanager keeps the earliest start while an alert is active).
+
+    :param copies: at least one copy, as listed by the replicas this cycle
+    """
+    best = copies[0]
+    for alert in copies[1:]:
+        best = representative(best, alert)
+    starts = min(a.starts_at for a in copies)
+    ends = best.ends_at
+    for alert in copies:
+        ends = max_end(ends, alert.ends_at)
+    if best.starts_at != starts or best.ends_at != ends:
+        best = dataclasses.replace(best, starts_at=starts, ends_at=ends)
+    return best, max(a.starts_at for a in copies)
