@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
 from pathlib import Path
 from typing import Any
@@ -35,3 +36,11 @@ def api_after() -> list[dict[str, Any]]:
 @pytest.fixture
 def webhook_deliveries() -> list[dict[str, Any]]:
     return deliveries()
+
+
+@pytest.fixture
+def db():
+    """The one database thread the store is called from, as in the daemon."""
+    executor = concurrent.futures.ThreadPoolExecutor(1)
+    yield executor
+    executor.shutdown(wait=True)

@@ -51,7 +51,6 @@ def test_each_record_goes_with_the_chunk_of_its_alarms_last_transition():
 # -- the stage ---------------------------------------------------------------
 
 import asyncio  # noqa: E402
-import concurrent.futures  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -98,13 +97,6 @@ class SlowFor:
         if request.labels.get("cluster") == self.cluster:
             await asyncio.sleep(self.delay)
         return Resolution()
-
-
-@pytest.fixture
-def db():
-    executor = concurrent.futures.ThreadPoolExecutor(1)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 @pytest.fixture

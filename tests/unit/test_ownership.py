@@ -7,7 +7,6 @@ a server); the store is the real SQLite store; the intake is the real one.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 
 import pytest
 
@@ -18,13 +17,6 @@ from daemon.store import SQLiteStore
 from tests.unit.test_intake import alert, make_intake, poll
 
 UNITS = ["east/0", "east/1", "east/2", "east/3"]
-
-
-@pytest.fixture
-def db():
-    executor = concurrent.futures.ThreadPoolExecutor(1)
-    yield executor
-    executor.shutdown(wait=True)
 
 
 @pytest.fixture
