@@ -7,9 +7,9 @@ plugin in ``tools/harness/watcher_plugin/`` (strategy ``alarm_relay_test``, goal
 every strategy shipped with Watcher needs Nova, this one succeeds and proposes one ``nop``
 action. The plugin is installed again whenever its files change.
 
-:class:`Watcher` writes a config (SQLite database, its own control exchange and conductor
-topics on the shared RabbitMQ, no notifications), creates the schema with
-``watcher-db-manage create_schema`` (``upgrade`` fails on SQLite), starts
+:class:`Watcher` writes a config (a uniquely named database on the shared MariaDB through
+PyMySQL, as Watcher is deployed; its own control exchange and conductor topics on the shared
+RabbitMQ; no notifications), creates the schema with ``watcher-db-manage create_schema``, starts
 ``watcher-decision-engine`` (ready when it logs "Leader election completed") and
 ``watcher-api-wsgi`` (the ``watcher-api`` script fails with oslo.service 4.8). Without
 ``keystone`` it runs with ``enable_authentication = False`` and ``enable_webhooks_auth =
@@ -22,13 +22,11 @@ The admin helpers talk plain Watcher REST: audit templates, audits, action plans
 from __future__ import annotations
 
 import atexit
-import contextlib
 import fcntl
 import hashlib
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -39,6 +37,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from tools.harness.databases import MariaDBDatabase
 from tools.harness.ports import LOOPBACK, free_port, wait_until
 from tools.harness.services import SHARED_RABBIT_URL, Service, ServiceError
 
@@ -59,6 +58,8 @@ __all__ = [
 REPO = Path(__file__).resolve().parents[2]
 WATCHER_VENV = Path(os.environ.get("ALARM_RELAY_WATCHER_VENV", REPO / ".venv-watcher"))
 WATCHER_REQUIREMENT = os.environ.get("ALARM_RELAY_WATCHER_REQUIREMENT", "python-watcher==17.0.0")
+#: Watcher's database driver for MariaDB; python-watcher does not pull it in.
+DB_DRIVER_REQUIREMENT = "PyMySQL>=1.0"
 PLUGIN_DIR = Path(__file__).resolve().with_name("watcher_plugin")
 #: The plugin's strategy (goal ``dummy``): no Nova, one ``nop`` action with the parameters.
 TEST_STRATEGY = "alarm_relay_test"
@@ -80,13 +81,17 @@ def _plugin_digest() -> str:
     return digest.hexdigest()[:16]
 
 
-def _venv_ready(venv: Path) -> bool:
+def _imports(venv: Path, modules: str) -> bool:
     python = venv / "bin" / "python"
     if not (venv / "bin" / "watcher-api-wsgi").exists() or not python.exists():
         return False
-    probe = subprocess.run([str(python), "-c", "import watcher.api.wsgi"],
+    probe = subprocess.run([str(python), "-c", f"import {modules}"],
                            capture_output=True, timeout=120)
     return probe.returncode == 0
+
+
+def _venv_ready(venv: Path) -> bool:
+    return _imports(venv, "watcher.api.wsgi, pymysql")
 
 
 def _plugin_ready(venv: Path) -> bool:
@@ -114,9 +119,12 @@ def ensure_watcher_venv(venv: Path = WATCHER_VENV, timeout: float = 900.0) -> Pa
         log_path = venv.parent / f".{venv.name}-install.log"
         pip = [str(venv / "bin" / "pip"), "install", "--quiet", "--disable-pip-version-check"]
         steps = []
-        if need_watcher:
+        if need_watcher and _imports(venv, "watcher.api.wsgi"):
+            # A venv from before Watcher moved to MariaDB: only the driver is missing.
+            steps.append([*pip, DB_DRIVER_REQUIREMENT])
+        elif need_watcher:
             steps += [[sys.executable, "-m", "venv", "--clear", str(venv)],
-                      [*pip, WATCHER_REQUIREMENT]]
+                      [*pip, WATCHER_REQUIREMENT, DB_DRIVER_REQUIREMENT]]
         with tempfile.TemporaryDirectory(prefix="alarm-relay-watcher-plugin-") as tmp:
             # Built from a copy: pip builds in the source tree (build/, *.egg-info), and
             # not editable: the venv must not depend on this work tree staying where it is.
@@ -193,7 +201,11 @@ class WatcherAPI(Service):
 
 
 class Watcher:
-    """Watcher's decision engine and API on loopback, sharing a config and a SQLite database.
+    """Watcher's decision engine and API on loopback, sharing a config and a MariaDB database.
+
+    The database is created uniquely named on the shared MariaDB by :meth:`start` and dropped
+    by :meth:`close`. (On SQLite, the API's and the engine's writes to the audit tables can
+    meet as "database is locked", which Watcher records as a FAILED audit.)
 
     :param name: a name no other test uses: Watcher's control exchange and topics derive from
         it (clean them with :meth:`broker_entities`)
@@ -211,6 +223,7 @@ class Watcher:
         self.keystone = keystone
         self.venv = venv
         self.config_path = self.workdir / "watcher.conf"
+        self.database = MariaDBDatabase(prefix="watchertest")
         self.engine = WatcherEngine(venv=venv, config_path=self.config_path,
                                     workdir=self.workdir / "engine")
         self.api = WatcherAPI(venv=venv, config_path=self.config_path,
@@ -253,14 +266,12 @@ class Watcher:
             "[api]",
             f"enable_webhooks_auth = {auth}",
             "[database]",
-            f"connection = sqlite:///{self.workdir / 'watcher.db'}",
+            f"connection = {self.database.url}",
             "[watcher_decision_engine]",
             f"conductor_topic = {self.topics[0]}",
             # The default topics clash with the shared broker's durable `openstack`
             # exchange and the engine restarts in a loop.
             "notification_topics =",
-            # SQLite takes one writer at a time: audits run one after the other.
-            "max_audit_workers = 1",
             # The shipped collectors (compute, storage, baremetal) need Nova, Cinder or
             # Ironic through Keystone; the test strategy needs no cluster model.
             "[collector]",
@@ -294,15 +305,15 @@ class Watcher:
         self.timings["install"] = time.monotonic() - began
         if self.keystone is not None:
             self.keystone.user("watcher", "watcher-secret", project="service", roles=["admin"])
-        self.config_path.write_text(self.build_config())
         step = time.monotonic()
-        if not (self.workdir / "watcher.db").exists():
-            self._manage("create_schema")
-            # WAL (a property of the file, kept by every later connection): the API's
-            # reads and the engine's writes do not lock each other out ("database is
-            # locked" fails an audit otherwise).
-            with contextlib.closing(sqlite3.connect(self.workdir / "watcher.db")) as db:
-                db.execute("PRAGMA journal_mode=WAL")
+        if not self.database.created:
+            self.database.create()
+            self.config_path.write_text(self.build_config())
+            try:
+                self._manage("create_schema")
+            except BaseException:
+                self.database.drop()
+                raise
         self.timings["schema"] = time.monotonic() - step
         step = time.monotonic()
         try:
@@ -328,8 +339,10 @@ class Watcher:
             raise ServiceError(f"watcher-db-manage {args[0]} failed\n" + "\n".join(tail))
 
     def close(self) -> None:
+        """Stop the API and the engine, then drop the database. Idempotent."""
         self.api.close()
         self.engine.close()
+        self.database.drop()
 
     def __enter__(self) -> Watcher:
         return self.start()
@@ -338,7 +351,14 @@ class Watcher:
         self.close()
 
     def log_tail(self, lines: int = 30) -> str:
-        return self.engine.log_tail(lines) + "\n" + self.api.log_tail(lines)
+        """The engine's and the API's ERROR lines (oslo.log writes a traceback as ERROR
+        lines too), then the last ``lines`` lines of each log."""
+        errors = [f"{service.log_path.name}: {line}"
+                  for service in (self.engine, self.api) if service.log_path.exists()
+                  for line in service.log_path.read_text(errors="replace").splitlines()
+                  if " ERROR " in line]
+        return ("--- ERROR lines ---\n" + "\n".join(errors[-60:]) + "\n"
+                + self.engine.log_tail(lines) + "\n" + self.api.log_tail(lines))
 
     # -- REST helpers (admin)
 
