@@ -41,6 +41,7 @@ from oslo_log import log
 
 from daemon import exception, telemetry
 from daemon.coordination import cluster_units, partition_of, unit_name
+from daemon.heap import LongLivedHeap
 from daemon.lifecycle import LifecycleTracker, Transition
 from daemon.model import Alert, PollResult
 from daemon.pipeline.event import AlarmEvent
@@ -156,6 +157,8 @@ class Intake:
     :param partitions: ``[coordination] partitions``
     :param on_fenced: called with a unit whose write was fenced (it is already
         dropped here; the ownership stage steps down)
+    :param heap: freezes the heap after the tracked alarms grew a lot
+        (:mod:`daemon.heap`)
     """
 
     def __init__(self, *, clusters: Sequence[str],
@@ -163,7 +166,8 @@ class Intake:
                  transformer: Transformer, db_executor: concurrent.futures.Executor,
                  on_stored: Callable[[], None] = lambda: None,
                  chunk: int = STORE_CHUNK, coordinated: bool = False, partitions: int = 1,
-                 on_fenced: Callable[[str], None] = lambda unit: None) -> None:
+                 on_fenced: Callable[[str], None] = lambda unit: None,
+                 heap: LongLivedHeap | None = None) -> None:
         self._make_tracker = make_tracker
         self._store = store
         self._transformer = transformer
@@ -179,6 +183,7 @@ class Intake:
         if not coordinated:
             self._units = {name: _Unit(name, make_tracker(name)) for name in clusters}
         self.accepting = False
+        self._heap = heap or LongLivedHeap()
 
     # -- state ---------------------------------------------------------------
 
@@ -458,6 +463,9 @@ class Intake:
             for transition in transitions:
                 telemetry.TRANSITIONS.labels(kind=transition.kind,
                                              reason=transition.reason or "").inc()
+            # Before the chunks are stored and published, so that their collections
+            # do not walk the new alarms again and again.
+            self._heap.note_tracked(self.tracked)
             # State can change without a transition (which replicas hold an
             # alarm, a refreshed endsAt); it is stored too, so a restart during
             # an Alertmanager outage does not resume from stale state.

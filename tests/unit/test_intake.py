@@ -51,6 +51,7 @@ def test_each_record_goes_with_the_chunk_of_its_alarms_last_transition():
 # -- the stage ---------------------------------------------------------------
 
 import asyncio  # noqa: E402
+import gc  # noqa: E402
 import json  # noqa: E402
 import time  # noqa: E402
 
@@ -58,6 +59,7 @@ import aiohttp  # noqa: E402
 import pytest  # noqa: E402
 
 from daemon import api, exception, telemetry  # noqa: E402
+from daemon.heap import LongLivedHeap  # noqa: E402
 from daemon.intake import Intake  # noqa: E402
 from daemon.lifecycle import LifecycleTracker  # noqa: E402
 from daemon.model import PollResult, ReplicaPoll, fingerprint  # noqa: E402
@@ -127,6 +129,22 @@ async def test_alerts_tracked_is_the_sum_over_clusters(store, db):
     assert telemetry.ALERTS_TRACKED._value.get() == 5
     await intake.on_poll(poll("east", alert("A")))
     assert telemetry.ALERTS_TRACKED._value.get() == 4 == intake.tracked
+
+
+async def test_a_large_poll_freezes_its_new_alarms_once(store, db):
+    """Issue 16: after a storm's poll the new alarms are frozen out of the collector's
+    walks, once; polls that add nothing do not freeze again."""
+    heap = LongLivedHeap(growth=50)
+    intake = make_intake(store, db, heap=heap)
+    try:
+        await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(60))))
+        assert heap.freezes == 1
+        assert gc.get_freeze_count() > 0
+        await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(60))))
+        await intake.on_poll(poll("west", *(alert(f"B{n}") for n in range(10))))
+        assert heap.freezes == 1
+    finally:
+        gc.unfreeze()
 
 
 async def test_a_slow_resolver_never_holds_back_another_cluster(store, db):
