@@ -124,6 +124,38 @@ def relay_worker_rss(master_pid: int) -> int:
     return max(sizes, default=0)
 
 
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU seconds a process used so far, all its threads (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    # utime and stime are the 14th and 15th fields; the split starts at the 3rd
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its descendants alive now (0 for the ones gone)."""
+    total = 0.0
+    for one in (pid, *descendants(pid)):
+        try:
+            total += cpu_seconds(one)
+        except (FileNotFoundError, ProcessLookupError):
+            pass
+    return total
+
+
+def rabbitmq_pid() -> int | None:
+    """PID of the shared RabbitMQ's Erlang VM (beam.smp), to read its CPU; None if not seen."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            command = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"beam.smp" in command.split(b"\0")[0] and b"rabbit" in command:
+            return int(entry.name)
+    return None
+
+
 # -- the relay's /metrics -----------------------------------------------------
 
 def scrape(url: str, timeout: float = 5.0) -> str:
