@@ -252,14 +252,19 @@ def rows_poll(f: dict, _all: dict) -> list[Row]:
                         _n(r["cold_cycle_s"], "{:.3f}"), "same",
                         _n(r.get("cold_ratio"), "{:.2f}x"), "(informative)", "n/a"))
     results = [r for r in f.get("results", []) if "own_us_per_alert" in r]
+    clock = "CPU s" if f.get("own_clock") == "cpu" else "s"
     for r in results:
-        out.append(("poll", f"  decode + parse + diff in-process, {r['alerts']:,} alerts (s)",
+        out.append(("poll", f"  decode + parse + diff in-process, {r['alerts']:,} alerts "
+                            f"({clock})",
                     _n(r["own_s"], "{:.3f}"), f"json.loads {_n(r['loads_s'], '{:.3f}')}",
                     _n(r["own_ratio"], "{:.2f}x"), "(informative)", "n/a"))
     if len(results) > 1:
         sizes = ", ".join(f"{r['alerts']:,}" for r in results)
+        loads = (" / ".join(_n(r["loads_us_per_alert"], "{:.2f}") for r in results)
+                 if all("loads_us_per_alert" in r for r in results) else "-")
         out.append(("poll", f"  the same per alert at {sizes} (us)",
-                    " / ".join(_n(r["own_us_per_alert"], "{:.2f}") for r in results), "-",
+                    " / ".join(_n(r["own_us_per_alert"], "{:.2f}") for r in results),
+                    f"json.loads {loads}",
                     _n(f.get("own_per_alert_spread"), "{:.2f}x"), "flat within 15%",
                     _met(f.get("own_per_alert_spread", 9) <= 1.15)))
     return out
@@ -357,6 +362,20 @@ def rows_storm(f: dict, results: dict) -> list[Row]:
                 _n(f.get("publish_eps")), f"raw {_n(raw)}",
                 _n(f["publish_eps"] / raw if raw and f.get("publish_eps") else None,
                    "{:.2f}x"), "-", "n/a"))
+    cpu, floor_cpu = f.get("storm_cpu_s") or {}, f.get("floor_cpu_s") or {}
+    if cpu and floor_cpu:
+        out.append(("storm", "  CPU s: relay / RabbitMQ / Alertmanager over the storm; "
+                             "per core",
+                    " / ".join(_n(cpu.get(k), "{:.1f}")
+                               for k in ("relay", "rabbitmq", "alertmanager"))
+                    + f"; {_n(f.get('storm_cpu_per_core_s'), '{:.1f}')}",
+                    "floor: publisher / RabbitMQ "
+                    + " / ".join(_n(floor_cpu.get(k), "{:.1f}")
+                                 for k in ("publisher", "rabbitmq"))
+                    + f"; {_n(f.get('floor_cpu_per_core_s'), '{:.1f}')}",
+                    _n(cpu["relay"] / floor_cpu["publisher"]
+                       if cpu.get("relay") and floor_cpu.get("publisher") else None,
+                       "{:.2f}x"), "-", "n/a"))
     gcs = f.get("relay_gc") or {}
     if gcs.get("seconds"):
         out.append(("storm", "  collector pauses in the daemon's worker (s): "
