@@ -26,6 +26,8 @@ RULES = {"groups": [{"name": "demo", "rules": [{
     "annotations": {"title": "Demo load is high"},
 }]}]}
 
+RESEND_DELAY = "5s"
+
 MAPPING = """\
 alerts:
 - alert:
@@ -57,9 +59,15 @@ def test_alert_rule_to_consumer_with_resolution_via_aetos(
         })
     # Alertmanager is created (its port known) but not started: /readyz must say so.
     alertmanager = Alertmanager(webhook_url=f"{relay.url}/v1/alerts")
+    # Alertmanager starts after Prometheus (the relay's /readyz is checked without it), so
+    # Prometheus's first send of the firing alert fails, and with its default 1 m
+    # --rules.alert.resend-delay the next one came about as late as the test's wait ended
+    # (a CI failure). A 5 s resend delay: the alert reaches Alertmanager seconds after it
+    # is up, every time.
     prometheus = prometheus_factory(
         targets=[ScrapeTarget(node_exporter.address, {"fqdn": FQDN})],
-        rules=RULES, alertmanagers=[alertmanager])
+        rules=RULES, alertmanagers=[alertmanager],
+        extra_args=[f"--rules.alert.resend-delay={RESEND_DELAY}"])
     prometheus.wait_for_series(f'demo_load{{fqdn="{FQDN}"}}')
     with Aetos(prometheus=prometheus) as aetos, \
             Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
