@@ -8,6 +8,10 @@ Every ``[coordination] check_interval`` seconds the stage reads the live members
 - claims each unit newly assigned here (``Store.claim``: the unit's epoch goes up by
   one and becomes the fencing token of every write for it), then hands it to the
   intake (load its state, track it) and the dispatcher (publish its backlog);
+- claims a unit no one owns only from its second check on: relays started together
+  (a cluster's first start, a reboot of all controllers) then see each other first and
+  compute the same assignment, instead of each claiming what it saw as unowned while
+  alone and the later claim fencing the earlier one;
 - gives up each unit assigned elsewhere; a unit moving from one live member to
   another (a relay joined) is claimed by its new owner only after two checks, by
   when the previous owner has seen the same assignment and let it go, so a
@@ -89,6 +93,7 @@ class Ownership:
         self._verify = verify
         self._settle = settle
         self._settle_until = 0.0
+        self._joined_at = 0.0
         self._waiting: dict[str, float] = {}  # unit -> when first assigned here from a live owner
         self._backend_down = False
         self._database_down = False
@@ -110,8 +115,10 @@ class Ownership:
     # -- running -----------------------------------------------------------------
 
     async def start(self) -> None:
-        """Join the group and take the units assigned here (one check)."""
+        """Join the group and take the units assigned here that another relay owned
+        (one check); units no one owns yet are claimed from the next check on."""
         await self.coordinator.start()
+        self._joined_at = asyncio.get_running_loop().time()
         await self.check()
 
     async def run(self) -> None:
@@ -216,6 +223,8 @@ class Ownership:
             if unit in self.owned:
                 continue
             owner = previous.get(unit)
+            if owner is None and now - self._joined_at < self._interval / 2:
+                continue  # just joined: a relay started with this one may not be listed yet
             if settling and owner not in (None, self.member_id):
                 continue  # its owner may not have rejoined yet
             if owner not in (None, self.member_id) and owner in members:
