@@ -11,7 +11,8 @@ of them for 0.64 s, while the publishing threads waited for the GIL
 which no collection walks. Reference counting still frees a frozen object the
 moment it is no longer used (a resolved alarm's record goes as before); only a
 reference cycle among frozen objects would stay, and the relay's state records
-hold none. So after the tracked alarms grew by a lot, they are frozen once.
+hold none. So after the tracked alarms grew by a lot, they are frozen once, right
+after one full collection, so that no garbage is frozen with them.
 """
 
 from __future__ import annotations
@@ -50,6 +51,9 @@ class LongLivedHeap:
             return False
         if tracked - self._base < self.growth:
             return False
+        # Garbage alive now (a reference cycle not yet collected: an exception with its
+        # traceback, a finished future) would otherwise be frozen too, and never freed.
+        gc.collect()
         gc.freeze()
         self._base = tracked
         self.freezes += 1

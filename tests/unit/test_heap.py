@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import weakref
 
 import pytest
 
@@ -48,3 +49,24 @@ def test_growth_counts_from_the_lowest_number_after_alarms_resolved():
     assert heap.note_tracked(50) is False   # most alarms resolved
     assert heap.note_tracked(140) is False  # 90 new since the low point
     assert heap.note_tracked(150) is True
+
+
+class _Cycle:
+    def __init__(self) -> None:
+        self.me = self
+
+
+def test_garbage_alive_at_the_freeze_is_collected_not_frozen():
+    heap = LongLivedHeap(growth=1)
+    gc.disable()  # the cycle must still be uncollected when the freeze comes
+    try:
+        garbage = _Cycle()
+        gone = weakref.ref(garbage)
+        del garbage
+        assert gone() is not None  # a cycle: reference counting alone does not free it
+        assert heap.note_tracked(1) is True
+    finally:
+        gc.enable()
+    assert gone() is None
+    gc.collect()
+    assert gone() is None
