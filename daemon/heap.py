@@ -12,7 +12,9 @@ which no collection walks. Reference counting still frees a frozen object the
 moment it is no longer used (a resolved alarm's record goes as before); only a
 reference cycle among frozen objects would stay, and the relay's state records
 hold none. So after the tracked alarms grew by a lot, they are frozen once, right
-after one full collection, so that no garbage is frozen with them.
+after one full collection, so that no garbage is frozen with them. Measured in the
+same storm benchmark: about a fifth less time in full collections and a quarter
+shorter longest pause; the storm's total did not move beyond the machine's noise.
 """
 
 from __future__ import annotations
