@@ -121,6 +121,13 @@ def wait_owned(group: list[RelayProcess], units: list[str], *, timeout: float,
                       describe=lambda: str(owners(group)))
 
 
+def owner_and_other(group: list[RelayProcess], unit: str, *, timeout: float = 30,
+                    ) -> tuple[RelayProcess, RelayProcess]:
+    """Of two relays, once both are members: the one that owns ``unit``, and the other."""
+    first = wait_owned(group, [unit], timeout=timeout, members=2)[unit][0]
+    return group[first], group[1 - first]
+
+
 def worker_pids(relay: RelayProcess) -> list[int]:
     """The master and its worker (the whole process group), for SIGSTOP and SIGCONT."""
     assert relay.proc is not None

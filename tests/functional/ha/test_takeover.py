@@ -22,6 +22,7 @@ import sqlalchemy as sa
 from tests.functional.ha.conftest import (
     POLL_INTERVAL,
     owned,
+    owner_and_other,
     signal_group,
     sync_schema,
     wait_owned,
@@ -63,8 +64,7 @@ def test_owner_killed_with_a_backlog_while_the_broker_is_down(
                    transport_url=rabbit_node.transport_url,
                    sections={"coordination": {"lease": DEFAULT_LEASE,
                                               "check_interval": DEFAULT_CHECK}})
-    first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
-    owner, other = group[first], group[1 - first]
+    owner, other = owner_and_other(group, UNIT)
 
     rabbit_node.stop_app()
     alerts = _alerts(200)
@@ -115,8 +115,7 @@ def test_paused_owner_is_fenced_and_steps_down(
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
         group = relays(2, database=postgresql_url, backend_url=coordination_url,
                        alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic)
-        first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
-        old, new = group[first], group[1 - first]
+        old, new = owner_and_other(group, UNIT)
         old_epoch = owned(old)[UNIT]
         alertmanager.post_alerts(_alerts(3, "before"))
         wait_until(lambda: len(consumer.collector.received) >= 3, timeout=30,
@@ -172,8 +171,7 @@ def test_a_restarted_owner_rejoins_without_firing_anything_again(
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
         group = relays(2, database=postgresql_url, backend_url=coordination_url,
                        alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic)
-        first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
-        owner, other = group[first], group[1 - first]
+        owner, other = owner_and_other(group, UNIT)
         alertmanager.post_alerts(_alerts(20))
         wait_until(lambda: len(consumer.collector.received) >= 20, timeout=30,
                    what="20 firing")

@@ -16,7 +16,7 @@ import urllib.request
 
 import pytest
 
-from tests.functional.ha.conftest import owned, sync_schema, wait_owned
+from tests.functional.ha.conftest import owned, owner_and_other, sync_schema
 from tools.harness.bus import Collector, Consumer
 from tools.harness.ports import wait_until
 
@@ -65,8 +65,7 @@ def test_webhook_to_a_standby_reaches_the_bus_even_if_it_dies(
                   endpoint=collector):
         group = relays(2, database=postgresql_url, backend_url=coordination_url,
                        alertmanager_urls=[alertmanager.url], exchange=exchange, topic=topic)
-        first = wait_owned(group, [UNIT], timeout=30, members=2)[UNIT][0]
-        owner, standby = group[first], group[1 - first]
+        owner, standby = owner_and_other(group, UNIT)
         assert owned(standby) == {}
 
         latencies = []

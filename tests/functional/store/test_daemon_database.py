@@ -46,15 +46,22 @@ def relay(tmp_path, name, mapping_file, alertmanager, transport_url, database=No
                         sections=sections)
 
 
-def test_db_sync_version_and_copy_from_one_relay_to_postgresql(
-        tmp_path, mapping_file, alertmanager, rabbit_url, postgresql_url):
-    alertmanager.post_alerts([make_alert(f"Moved{i}", {"instance": f"host{i}"})
+def three_unsent(tmp_path, name, mapping_file, alertmanager, prefix) -> RelayProcess:
+    """A relay (stopped again) whose SQLite outbox holds the events of 3 alerts named
+    ``prefix0..2``: it ran with a broker that does not answer."""
+    alertmanager.post_alerts([make_alert(f"{prefix}{i}", {"instance": f"host{i}"})
                               for i in range(3)])
     broker_down = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
-    single = relay(tmp_path, "single", mapping_file, alertmanager, broker_down)
-    with single:
-        wait_until(lambda: single.metric("alarm_relay_outbox_depth") == 3, timeout=30,
-                   what="3 events in the single relay's outbox")
+    daemon = relay(tmp_path, name, mapping_file, alertmanager, broker_down)
+    with daemon:
+        wait_until(lambda: daemon.metric("alarm_relay_outbox_depth") == 3, timeout=30,
+                   what=f"3 events in the {name} relay's outbox")
+    return daemon
+
+
+def test_db_sync_version_and_copy_from_one_relay_to_postgresql(
+        tmp_path, mapping_file, alertmanager, rabbit_url, postgresql_url):
+    single = three_unsent(tmp_path, "single", mapping_file, alertmanager, "Moved")
     state_file = single.state_dir / "alarm-relay.sqlite"
 
     version = manage("db", "version", "--connection", postgresql_url)
@@ -150,13 +157,7 @@ def test_a_state_file_of_the_previous_release_is_taken_over(
 
     from tests.unit.store.test_sqlite_units import _RELEASE_1_SCHEMA
 
-    alertmanager.post_alerts([make_alert(f"Old{i}", {"instance": f"host{i}"})
-                              for i in range(3)])
-    broker_down = f"rabbit://guest:guest@127.0.0.1:{free_port()}/"
-    first = relay(tmp_path, "relay", mapping_file, alertmanager, broker_down)
-    with first:
-        wait_until(lambda: first.metric("alarm_relay_outbox_depth") == 3, timeout=30,
-                   what="3 events in the outbox")
+    first = three_unsent(tmp_path, "relay", mapping_file, alertmanager, "Old")
     path = first.state_dir / "alarm-relay.sqlite"
     current = sqlite3.connect(path)
     events = current.execute("SELECT event_id, event_type, alarm_id, sequence, payload,"
