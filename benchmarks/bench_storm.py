@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import http.client
 import json
 import os
@@ -197,13 +198,19 @@ def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
 
 def cpu_now(am: Alertmanager | None, relay: RelayProcess | None = None) -> dict[str, float]:
     """CPU seconds used so far by RabbitMQ, Alertmanager and the relay (its process tree)."""
-    rabbit = common.rabbitmq_pid()
+    rabbit = _rabbitmq_pid()
     now = {"rabbitmq": common.cpu_seconds(rabbit) if rabbit else 0.0}
     if am is not None:
         now["alertmanager"] = common.tree_cpu_seconds(am.pid)
     if relay is not None and relay.proc is not None:
         now["relay"] = common.tree_cpu_seconds(relay.proc.pid)
     return now
+
+
+@functools.cache
+def _rabbitmq_pid() -> int | None:
+    # Looked up once: the storm samples CPU every 0.1 s, and finding it walks /proc.
+    return common.rabbitmq_pid()
 
 
 def cpu_spent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
