@@ -86,16 +86,16 @@ def plan_store_chunks(
     for index, transition in enumerate(transitions):
         chunk_of_key[state_key(transition.alert.fingerprint)] = index // size
     count = max(1, -(-len(transitions) // size))
-    plan = []
-    for chunk in range(count):
-        batch = transitions[chunk * size:(chunk + 1) * size]
-        if chunk == count - 1:
-            states = list(pending.items())
-        else:
-            states = [(key, pending.pop(key)) for key, last in chunk_of_key.items()
-                      if last == chunk and key in pending]
-        plan.append((batch, states))
-    return plan
+    # One pass over the keys, not one per chunk: a storm of 50,000 alarms in 25
+    # chunks walked 1.25 million entries on the loop before its first chunk.
+    states: list[list[StateChange]] = [[] for _ in range(count)]
+    last = count - 1
+    for key, chunk in chunk_of_key.items():
+        if chunk != last and key in pending:
+            states[chunk].append((key, pending.pop(key)))
+    states[last] = list(pending.items())
+    return [(transitions[chunk * size:(chunk + 1) * size], states[chunk])
+            for chunk in range(count)]
 
 
 def alert_to_json(alert: Alert) -> dict[str, Any]:
