@@ -38,15 +38,17 @@ PUBLISHER_OPTS = [
              "larger at worst: keep this well below the broker's limit."),
     cfg.IntOpt(
         "pause_polls_above",
-        default=10000,
+        default=1000,
         min=0,
         mutable=True,
         help="While more events than this wait in the outbox, polls of "
              "Alertmanager wait too (at most pause_polls_max seconds): what "
              "they find would only queue behind the backlog, and each poll "
              "of a large Alertmanager costs both sides CPU the publishing "
-             "needs. The first poll and webhook deliveries never wait. "
-             "0: polls never wait."),
+             "needs. The default is under a second of publishing, so the "
+             "poll after a large backlog starts as the backlog ends, not "
+             "while its last seconds are sent. The first poll and webhook "
+             "deliveries never wait. 0: polls never wait."),
     cfg.FloatOpt(
         "pause_polls_max",
         default=60.0,
