@@ -234,7 +234,21 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not count the daemon's collector pauses (benchmarks/gcstats)")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the fair floor (raw publishes of as many events)")
+    parser.add_argument("--relay-option", action="append", default=[],
+                        metavar="SECTION.OPTION=VALUE",
+                        help="set a relay option, for an A/B run (repeatable)")
     args = parser.parse_args(argv)
+    extra: dict[str, dict[str, str]] = {}
+    for item in args.relay_option:
+        where, _, value = item.partition("=")
+        section, _, option = where.partition(".")
+        if not (section and option and value):
+            parser.error(f"--relay-option {item!r}: expected SECTION.OPTION=VALUE")
+        extra.setdefault(section, {})[option] = value
+
+    def with_extra(sections: dict[str, dict]) -> dict[str, dict]:
+        return {name: {**sections.get(name, {}), **extra.get(name, {})}
+                for name in sections.keys() | extra.keys()}
     n = args.alerts
 
     rabbit = shared_transport_url()
@@ -246,6 +260,8 @@ def main(argv: list[str] | None = None) -> int:
               for i in range(n)]
     result: dict = {"benchmark": "storm", "mode": args.mode, "alerts": n, "batch": args.batch,
                     "poll_interval_s": args.poll_interval, "target_s": TARGET_S}
+    if extra:
+        result["relay_options"] = extra
     with tempfile.TemporaryDirectory(prefix="bench-storm-") as tmp:
         workdir = Path(tmp)
         mapping = common.write_mapping(workdir)
@@ -268,14 +284,14 @@ def main(argv: list[str] | None = None) -> int:
                     return RelayProcess(
                         mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
                         workdir=workdir / where, env=gc_env,
-                        sections={
+                        sections=with_extra({
                             "DEFAULT": {"control_exchange": exchange},
                             "oslo_messaging_notifications": {"topics": topic},
                             # Alertmanager needs seconds to answer with 50,000 alerts
                             "alertmanager": {"poll_interval": args.poll_interval,
                                              "timeout": 30.0},
                             "lifecycle": {"resolve_grace_period": 3600},
-                        })
+                        }))
 
                 # The daemon's RSS with nothing tracked (a start of its own).
                 with make_relay("relay-idle") as idle:
@@ -350,6 +366,13 @@ def main(argv: list[str] | None = None) -> int:
                                         if done["polls"] > base["polls"] else None),
                         "tracked": int(done["tracked"]),
                     })
+                    # When each poll ended (its count rose), and the outbox's depth then:
+                    # a poll during the drain costs both sides CPU the publishing needs.
+                    samples = sampler.samples
+                    result["polls_ended"] = [
+                        {"at_s": round(t - began, 2), "depth": int(s["depth"])}
+                        for (_, prev), (t, s) in zip(samples, samples[1:], strict=False)
+                        if s["polls"] > prev["polls"]]
                     first, last = result["first_confirmed_s"], result["confirmed_s"]
                     if first is not None and last is not None and last > first:
                         result["publish_eps"] = round(n / (last - first))

@@ -12,6 +12,14 @@ import threading
 import time
 
 _PATH = os.environ.get("BENCH_GC_STATS")
+_THRESHOLD = os.environ.get("BENCH_GC_THRESHOLD")  # "gen0,gen1,gen2": an experiment's
+if _THRESHOLD:
+    gc.set_threshold(*(int(v) for v in _THRESHOLD.split(",")))
+_FULL_LOG = os.environ.get("BENCH_GC_FULL_LOG")  # one line per full collection
+_SWITCH = os.environ.get("BENCH_SWITCH_INTERVAL")  # seconds: an experiment's
+if _SWITCH:
+    import sys
+    sys.setswitchinterval(float(_SWITCH))
 if _PATH:
     _stats = {"collections": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "max_s": [0.0, 0.0, 0.0],
               "collected": 0}
@@ -27,6 +35,12 @@ if _PATH:
         _stats["seconds"][gen] += took
         _stats["max_s"][gen] = max(_stats["max_s"][gen], took)
         _stats["collected"] += info.get("collected", 0)
+        if _FULL_LOG and gen == 2:
+            # What a full collection walked: the objects left in the oldest generation.
+            with open(_FULL_LOG, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"pid": os.getpid(), "t": time.time(),
+                                      "took": took, "gen2": len(gc.get_objects(2)),
+                                      "frozen": gc.get_freeze_count()}) + "\n")
 
     def _writer() -> None:
         while True:
