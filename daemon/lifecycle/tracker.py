@@ -71,14 +71,37 @@ class LifecycleTracker(PollRules, WebhookRules):
             self._dirty.add(fp)
         return []
 
-    def export_changes(self) -> list[tuple[str, dict[str, Any] | None]]:
-        """State records changed since the last call; None means delete.
+    def changed(self) -> list[tuple[str, str]]:
+        """``(key, fingerprint)`` of every record changed since its last export.
+
+        Building no record: a caller that stores a large observation in
+        several transactions exports each one's records only when it stores
+        them (:meth:`export_changes` with ``fingerprints``), so that tens of
+        thousands of records are not all alive, and walked by the collector,
+        while the first transactions are written.
+        """
+        key = self.state_key
+        return [(key(fp), fp) for fp in self._dirty]
+
+    def export_changes(self, fingerprints: Iterable[str] | None = None,
+                       ) -> list[tuple[str, dict[str, Any] | None]]:
+        """State records changed since their last export; None means delete.
 
         Records are JSON-able dicts with ``key`` = ``<cluster>/<fingerprint>``
         (shape: :func:`daemon.lifecycle.state.encode`).
+
+        :param fingerprints: export only these (those not changed are
+            skipped); None: every changed record
         """
+        dirty = self._dirty
+        if fingerprints is None:
+            chosen = list(dirty)
+            dirty.clear()
+        else:
+            chosen = [fp for fp in fingerprints if fp in dirty]
+            dirty.difference_update(chosen)
         changes: list[tuple[str, dict[str, Any] | None]] = []
-        for fp in self._dirty:
+        for fp in chosen:
             key = self.state_key(fp)
             alarm = self._alarms.get(fp)
             alarm_id = None
@@ -87,8 +110,9 @@ class LifecycleTracker(PollRules, WebhookRules):
                 alarm_id = self._alarm_id(alarm)
             changes.append((key, state.encode(key, self.cluster, fp, alarm,
                                               self._closed.get(fp), alarm_id)))
-        self._dirty.clear()
-        self._ids.clear()
+        if not dirty:
+            # Every transition's id has gone into its record: derived again if needed.
+            self._ids.clear()
         return changes
 
     def restore(self, records: Iterable[dict[str, Any]]) -> None:

@@ -147,6 +147,31 @@ async def test_a_large_poll_freezes_its_new_alarms_once(store, db):
         gc.unfreeze()
 
 
+async def test_each_chunks_state_records_are_built_when_it_is_stored(tmp_path, db):
+    """Issue 16: a storm's 50,000 records built before the first chunk were 400,000
+    objects alive (and walked by every full collection) until the last chunk."""
+    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100)
+    box.open()
+    try:
+        intake = make_intake(box, db, chunk=2)
+        tracker = intake.tracker("east")
+        put, seen = box.put, []
+
+        def spying_put(events, states=(), **kw):
+            states = list(states)
+            seen.append((len(events), len(states), tracker.pending_changes))
+            return put(events, states, **kw)
+
+        box.put = spying_put
+        await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
+        # Chunks of 2, 2 and 1 events, each with its alarms' records; while a chunk is
+        # written, the later chunks' records are not built yet.
+        assert seen == [(2, 2, 3), (2, 2, 1), (1, 1, 0)]
+        assert len(box.load_states()) == 5
+    finally:
+        box.close()
+
+
 async def test_a_slow_resolver_never_holds_back_another_cluster(store, db):
     """Issue 14, must-show 3: while east's alarm waits 5 s for its resolver, a webhook
     for west is stored and answered in under 0.5 s."""

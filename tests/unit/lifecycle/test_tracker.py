@@ -561,6 +561,24 @@ def test_endsat_refresh_is_exported_only_when_needed():
     assert record["alarm"]["alert"]["ends_at"] == at(500).isoformat()
 
 
+def test_records_exported_in_parts_equal_one_export():
+    """Issue 16: the intake builds each stored chunk's records when it stores it."""
+    alerts = [alert(f"A{n}") for n in range(5)]
+    whole, parts = tracker(), tracker()
+    for tr in (whole, parts):
+        tr.observe_poll(poll(0, (A, alerts)), at(0))
+    expected = dict(whole.export_changes())
+    changed = parts.changed()
+    assert sorted(key for key, _ in changed) == sorted(expected)
+    first = [fp for _, fp in changed[:2]]
+    got = dict(parts.export_changes(first))
+    assert len(got) == 2 and parts.pending_changes == 3
+    assert parts.export_changes(first) == []  # exported once
+    got |= dict(parts.export_changes([fp for _, fp in changed[2:]]))
+    assert got == expected
+    assert parts.pending_changes == 0 and parts.changed() == []
+
+
 def test_tombstones_are_forgotten_after_retention():
     tr = tracker(resolved_retention=100)
     tr.observe_poll(poll(0, (A, [alert()])), at(0))
