@@ -277,8 +277,11 @@ def main(argv: list[str] | None = None) -> int:
             with Alertmanager(resolve_timeout="1h", group_wait="30s", group_interval="5m",
                               workdir=workdir / "am") as am:
                 gc_file = workdir / "gc-stats.jsonl"
-                gc_env = ({"PYTHONPATH": str(Path(__file__).parent / "gcstats"),
-                           "BENCH_GC_STATS": str(gc_file)} if args.gc_stats else None)
+                # An A/B run can put another checkout's daemon first on PYTHONPATH.
+                path = os.pathsep.join(p for p in (str(Path(__file__).parent / "gcstats"),
+                                                   os.environ.get("PYTHONPATH")) if p)
+                gc_env = ({"PYTHONPATH": path, "BENCH_GC_STATS": str(gc_file)}
+                          if args.gc_stats else None)
 
                 def make_relay(where: str) -> RelayProcess:
                     return RelayProcess(
