@@ -43,6 +43,7 @@ import http.client
 import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -196,6 +197,18 @@ def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
                                           / CORES, 2)}
 
 
+def gil_profiler(relay: RelayProcess, out: Path | None) -> subprocess.Popen | None:
+    """py-spy sampling which of the relay's threads holds the GIL, until the relay exits."""
+    if out is None:
+        return None
+    spy = Path(sys.executable).with_name("py-spy")
+    log(f"py-spy --gil on the relay (pid {relay.proc.pid}) into {out}")
+    return subprocess.Popen([str(spy), "record", "--gil", "--subprocesses", "--rate", "100",
+                             "--format", "raw", "--output", str(out),
+                             "--pid", str(relay.proc.pid)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def cpu_now(am: Alertmanager | None, relay: RelayProcess | None = None) -> dict[str, float]:
     """CPU seconds used so far by RabbitMQ, Alertmanager and the relay (its process tree)."""
     rabbit = _rabbitmq_pid()
@@ -234,6 +247,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="do not count the daemon's collector pauses (benchmarks/gcstats)")
     parser.add_argument("--no-floor", action="store_true",
                         help="skip the fair floor (raw publishes of as many events)")
+    parser.add_argument("--gil-profile", type=Path, metavar="FILE",
+                        help="attach py-spy --gil to the relay over the storm and write its "
+                             "collapsed stacks (samples of the thread holding the GIL) here")
     parser.add_argument("--relay-option", action="append", default=[],
                         metavar="SECTION.OPTION=VALUE",
                         help="set a relay option, for an A/B run (repeatable)")
@@ -312,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                     began = time.monotonic()  # the figure starts when the daemon does
                     cpu_began = cpu_now(am)
                     relay.start(wait_ready=False)
+                    spy = gil_profiler(relay, args.gil_profile)
                     sampler = Sampler(relay.url)
                     sampler.start()
                     base = {k: 0.0 for k in ("decided", "stored", "published", "polls",
@@ -321,6 +338,7 @@ def main(argv: list[str] | None = None) -> int:
                     result["ready_s"] = round(time.monotonic() - began, 2)
                 else:
                     relay.start()
+                    spy = gil_profiler(relay, args.gil_profile)
                     common.wait_for(lambda: relay.get("/readyz")[0] == 200, timeout=30,
                                     what="/readyz 200")
                     sampler = Sampler(relay.url)
@@ -388,6 +406,11 @@ def main(argv: list[str] | None = None) -> int:
                 finally:
                     sampler.stop.set()
                     relay.stop()
+                    if spy is not None:
+                        try:  # it stops when the relay exits, and writes the file
+                            spy.wait(30)
+                        except subprocess.TimeoutExpired:
+                            spy.kill()
                 if args.gc_stats and gc_file.exists():
                     result["relay_gc"] = gc_during(gc_file, relay)
                 result["relay_rss_idle_bytes"] = rss_before
