@@ -510,7 +510,7 @@ class Intake:
         # Each chunk's state records are built when it is stored (the unit's lock
         # keeps the tracker as it is until the last one): 50,000 records built at
         # once were 400,000 objects every full collection walked until the end.
-        plan = plan_store_chunks(transitions, tracker.changed(), tracker.state_key,
+        plan = plan_store_chunks(transitions, tracker.changed_keys(), tracker.state_key,
                                  self._chunk)
         for index, (batch, changed) in enumerate(plan):
             states = tracker.export_changes(fp for _, fp in changed)

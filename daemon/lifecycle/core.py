@@ -28,7 +28,7 @@ __all__ = ["ZERO", "SuppressedPolicy", "TrackerCore"]
 
 SuppressedPolicy = Literal["keep-firing", "resolve"]
 ZERO = datetime.timedelta(0)
-#: Bound of the derived alarm_ids remembered between two exports.
+#: Bound of the derived alarm_ids remembered until every changed record is exported.
 _MAX_IDS = 100_000
 
 
@@ -56,8 +56,9 @@ class TrackerCore:
         self._closed: dict[str, ClosedOccurrence] = {}
         self._dirty: set[str] = set()
         self._holder_sets: dict[frozenset[Holder], frozenset[Holder]] = {}
-        # alarm_ids derived since the last export: each transition's id is
-        # needed again for its state record (key: what the id is made of).
+        # alarm_ids derived since every changed record was last exported: each
+        # transition's id is needed again for its state record (key: what the
+        # id is made of).
         self._ids: dict[tuple[str, datetime.datetime, int], str] = {}
         self._offsets: dict[str, datetime.timedelta] = {}
         # How far ahead of its last update Alertmanager lists an alert's

@@ -71,7 +71,7 @@ class LifecycleTracker(PollRules, WebhookRules):
             self._dirty.add(fp)
         return []
 
-    def changed(self) -> list[tuple[str, str]]:
+    def changed_keys(self) -> list[tuple[str, str]]:
         """``(key, fingerprint)`` of every record changed since its last export.
 
         Building no record: a caller that stores a large observation in
@@ -90,16 +90,19 @@ class LifecycleTracker(PollRules, WebhookRules):
         Records are JSON-able dicts with ``key`` = ``<cluster>/<fingerprint>``
         (shape: :func:`daemon.lifecycle.state.encode`).
 
-        :param fingerprints: export only these (those not changed are
-            skipped); None: every changed record
+        :param fingerprints: export only these (those not changed, or
+            exported already, are skipped); None: every changed record
         """
         dirty = self._dirty
         if fingerprints is None:
             chosen = list(dirty)
             dirty.clear()
         else:
-            chosen = [fp for fp in fingerprints if fp in dirty]
-            dirty.difference_update(chosen)
+            chosen = []
+            for fp in fingerprints:
+                if fp in dirty:  # each record once, even if asked for twice
+                    dirty.discard(fp)
+                    chosen.append(fp)
         changes: list[tuple[str, dict[str, Any] | None]] = []
         for fp in chosen:
             key = self.state_key(fp)

@@ -160,6 +160,9 @@ async def test_each_chunks_state_records_are_built_when_it_is_stored(tmp_path, d
         def spying_put(events, states=(), **kw):
             states = list(states)
             seen.append((len(events), len(states), tracker.pending_changes))
+            # Each chunk carries the records of its own events' alarms.
+            assert sorted(key for key, _ in states) == sorted(
+                tracker.state_key(e.payload["fingerprint"]) for e in events)
             return put(events, states, **kw)
 
         box.put = spying_put
@@ -168,6 +171,37 @@ async def test_each_chunks_state_records_are_built_when_it_is_stored(tmp_path, d
         # written, the later chunks' records are not built yet.
         assert seen == [(2, 2, 3), (2, 2, 1), (1, 1, 0)]
         assert len(box.load_states()) == 5
+    finally:
+        box.close()
+
+
+async def test_a_failed_later_chunk_keeps_what_was_stored_and_loses_nothing(tmp_path, db):
+    """A chunk failing after others were stored: the tracker is rebuilt from the store
+    (the stored chunks' alarms), and the next poll stores the rest, once."""
+    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100)
+    box.open()
+    try:
+        intake = make_intake(box, db, chunk=2)
+        put, calls = box.put, []
+
+        def failing_put(events, states=(), **kw):
+            calls.append(len(events))
+            if len(calls) == 2:
+                raise OSError("disk full")
+            return put(events, states, **kw)
+
+        box.put = failing_put
+        alerts = [alert(f"A{n}") for n in range(5)]
+        with pytest.raises(OSError):
+            await intake.on_poll(poll("east", *alerts))
+        assert intake.tracker("east").tracked == 2 == len(box.load_states())
+        await intake.on_poll(poll("east", *alerts))
+        stored, _ = await asyncio.get_running_loop().run_in_executor(
+            db, box.pending_after, 0, 10)
+        names = [e.payload["name"] for e in stored]
+        assert sorted(names) == [f"A{n}" for n in range(5)]  # each fired once
+        assert len(box.load_states()) == 5
+        assert intake.tracker("east").pending_changes == 0
     finally:
         box.close()
 
