@@ -3,6 +3,12 @@
 Put this directory on ``PYTHONPATH`` with ``BENCH_GC_STATS`` naming a file: every process
 that starts writes there (one JSON line per second, by process id) how many collections of
 each generation it made and how long they held the interpreter.  Not part of the daemon.
+
+For experiments: ``BENCH_GC_FULL_LOG`` (with ``BENCH_GC_STATS``) names a file that gets one
+line per full collection, with the objects left in the oldest generation (counting them adds
+to the pause, after it was timed); ``BENCH_GC_THRESHOLD`` ("700,10,10") and
+``BENCH_SWITCH_INTERVAL`` (seconds) change the collector's thresholds and the interpreter's
+switch interval.
 """
 
 import gc

@@ -45,9 +45,10 @@ PUBLISHER_OPTS = [
              "Alertmanager wait too (at most pause_polls_max seconds): what "
              "they find would only queue behind the backlog, and each poll "
              "of a large Alertmanager costs both sides CPU the publishing "
-             "needs. The default is under a second of publishing, so the "
-             "poll after a large backlog starts as the backlog ends, not "
-             "while its last seconds are sent. The first poll and webhook "
+             "needs. The default is about a second of publishing at the rates "
+             "docs/performance.md measures, so the poll after a large backlog "
+             "starts as the backlog ends, not while its last seconds are "
+             "sent. The first poll and webhook "
              "deliveries never wait. 0: polls never wait."),
     cfg.FloatOpt(
         "pause_polls_max",
