@@ -109,6 +109,19 @@ def store(tmp_path, db):
     box.close()
 
 
+def fail_put(store, at_call: int) -> None:
+    """Make the ``at_call``-th ``store.put`` raise (disk full); the others store."""
+    put, calls = store.put, []
+
+    def failing_put(events, states=(), **kwargs):
+        calls.append(len(events))
+        if len(calls) == at_call:
+            raise OSError("disk full")
+        return put(events, states, **kwargs)
+
+    store.put = failing_put
+
+
 def make_intake(store, db, clusters=("east", "west"), resolvers=(), **kw) -> Intake:
     intake = Intake(clusters=list(clusters),
                     make_tracker=lambda name: LifecycleTracker(cluster=name), store=store,
@@ -147,63 +160,44 @@ async def test_a_large_poll_freezes_its_new_alarms_once(store, db):
         gc.unfreeze()
 
 
-async def test_each_chunks_state_records_are_built_when_it_is_stored(tmp_path, db):
+async def test_each_chunks_state_records_are_built_when_it_is_stored(store, db):
     """Issue 16: a storm's 50,000 records built before the first chunk were 400,000
     objects alive (and walked by every full collection) until the last chunk."""
-    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100)
-    box.open()
-    try:
-        intake = make_intake(box, db, chunk=2)
-        tracker = intake.tracker("east")
-        put, seen = box.put, []
+    intake = make_intake(store, db, chunk=2)
+    tracker = intake.tracker("east")
+    put, seen = store.put, []
 
-        def spying_put(events, states=(), **kw):
-            states = list(states)
-            seen.append((len(events), len(states), tracker.pending_changes))
-            # Each chunk carries the records of its own events' alarms.
-            assert sorted(key for key, _ in states) == sorted(
-                tracker.state_key(e.payload["fingerprint"]) for e in events)
-            return put(events, states, **kw)
+    def spying_put(events, states=(), **kw):
+        states = list(states)
+        seen.append((len(events), len(states), tracker.pending_changes))
+        # Each chunk carries the records of its own events' alarms.
+        assert sorted(key for key, _ in states) == sorted(
+            tracker.state_key(e.payload["fingerprint"]) for e in events)
+        return put(events, states, **kw)
 
-        box.put = spying_put
-        await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
-        # Chunks of 2, 2 and 1 events, each with its alarms' records; while a chunk is
-        # written, the later chunks' records are not built yet.
-        assert seen == [(2, 2, 3), (2, 2, 1), (1, 1, 0)]
-        assert len(box.load_states()) == 5
-    finally:
-        box.close()
+    store.put = spying_put
+    await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
+    # Chunks of 2, 2 and 1 events, each with its alarms' records; while a chunk is
+    # written, the later chunks' records are not built yet.
+    assert seen == [(2, 2, 3), (2, 2, 1), (1, 1, 0)]
+    assert len(store.load_states()) == 5
 
 
-async def test_a_failed_later_chunk_keeps_what_was_stored_and_loses_nothing(tmp_path, db):
+async def test_a_failed_later_chunk_keeps_what_was_stored_and_loses_nothing(store, db):
     """A chunk failing after others were stored: the tracker is rebuilt from the store
     (the stored chunks' alarms), and the next poll stores the rest, once."""
-    box = SQLiteStore(str(tmp_path / "s.sqlite"), max_events=100)
-    box.open()
-    try:
-        intake = make_intake(box, db, chunk=2)
-        put, calls = box.put, []
-
-        def failing_put(events, states=(), **kw):
-            calls.append(len(events))
-            if len(calls) == 2:
-                raise OSError("disk full")
-            return put(events, states, **kw)
-
-        box.put = failing_put
-        alerts = [alert(f"A{n}") for n in range(5)]
-        with pytest.raises(OSError):
-            await intake.on_poll(poll("east", *alerts))
-        assert intake.tracker("east").tracked == 2 == len(box.load_states())
+    intake = make_intake(store, db, chunk=2)
+    fail_put(store, at_call=2)
+    alerts = [alert(f"A{n}") for n in range(5)]
+    with pytest.raises(OSError):
         await intake.on_poll(poll("east", *alerts))
-        stored, _ = await asyncio.get_running_loop().run_in_executor(
-            db, box.pending_after, 0, 10)
-        names = [e.payload["name"] for e in stored]
-        assert sorted(names) == [f"A{n}" for n in range(5)]  # each fired once
-        assert len(box.load_states()) == 5
-        assert intake.tracker("east").pending_changes == 0
-    finally:
-        box.close()
+    assert intake.tracker("east").tracked == 2 == len(store.load_states())
+    await intake.on_poll(poll("east", *alerts))
+    stored, _ = await asyncio.get_running_loop().run_in_executor(db, store.pending_after, 0, 10)
+    names = [e.payload["name"] for e in stored]
+    assert sorted(names) == [f"A{n}" for n in range(5)]  # each fired once
+    assert len(store.load_states()) == 5
+    assert intake.tracker("east").pending_changes == 0
 
 
 async def test_a_slow_resolver_never_holds_back_another_cluster(store, db):
@@ -256,16 +250,7 @@ async def test_full_outbox_leaves_the_tracker_untouched(tmp_path, db):
 
 async def test_a_failed_store_rebuilds_the_tracker_and_nothing_is_lost(store, db):
     intake = make_intake(store, db)
-    put = store.put
-    calls = []
-
-    def failing_put(events, states=(), **kwargs):
-        calls.append(len(events))
-        if len(calls) == 1:
-            raise OSError("disk full")
-        return put(events, states, **kwargs)
-
-    store.put = failing_put
+    fail_put(store, at_call=1)
     with pytest.raises(OSError):
         await intake.on_poll(poll("east", alert("A")))
     assert intake.tracker("east").tracked == 0  # rebuilt from what was stored: nothing
