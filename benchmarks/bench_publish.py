@@ -43,12 +43,18 @@ import threading
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import daemon  # noqa: E402,F401 - selects the oslo.service backend first
-from daemon.publish import Dispatcher, Notifier  # noqa: E402
+from daemon.publish import (  # noqa: E402
+    Dispatcher,
+    Notifier,
+    ProcessSender,
+    ThreadSender,
+)
 from daemon.store import SQLiteStore, SQLStore, Store, migration  # noqa: E402
 from daemon.store.sql import create_engine  # noqa: E402
 from tests.functional.publish.helpers import alarm_event, relay_config  # noqa: E402
@@ -106,12 +112,16 @@ def run_raw(notifier: Notifier, events: list, threads: int) -> float:
 
 def run_outbox(notifier: Notifier, events: list, threads: int,
                workdir: str, cpu: list | None = None,
-               database_url: str | None = None) -> tuple[float, float]:
+               database_url: str | None = None,
+               processes: int = 0, conf: Any = None) -> tuple[float, float]:
     """Fill a fresh outbox, then drain it; returns (drain events/s, put events/s).
 
-    :param cpu: if given, the CPU seconds of the drain are appended to it
+    :param cpu: if given, the CPU seconds of the drain are appended to it (this
+        process's only: not the publishing processes')
     :param database_url: an SQLStore on this (empty, synced) database instead of
         a fresh SQLite file
+    :param processes: send from this many child processes ([publisher]
+        publish_processes, configured by ``conf``); 0: from ``threads`` threads here
     """
     path = os.path.join(workdir, f"outbox-{uuid.uuid4().hex[:6]}.sqlite")
     outbox: Store
@@ -128,9 +138,13 @@ def run_outbox(notifier: Notifier, events: list, threads: int,
         put_eps = len(events) / (time.perf_counter() - started)
         db = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="db")
         pub = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="pub")
+        sender: ThreadSender | ProcessSender = ThreadSender(notifier, pub)
+        if processes:
+            sender = ProcessSender(conf, processes=processes, threads=threads)
+            sender.open()
+            assert sender.wait_ready(60), "publishing processes did not start"
         try:
-            dispatcher = Dispatcher(outbox, notifier, db_executor=db, publish_executor=pub,
-                                    threads=threads)
+            dispatcher = Dispatcher(outbox, sender, db_executor=db, threads=threads)
 
             async def drain() -> float:
                 started = time.perf_counter()
@@ -142,6 +156,8 @@ def run_outbox(notifier: Notifier, events: list, threads: int,
             if cpu is not None:
                 cpu.append(cpu_seconds() - cpu_before)
         finally:
+            if isinstance(sender, ProcessSender):
+                sender.close()
             pub.shutdown(wait=True)
             db.shutdown(wait=True)
         assert outbox.depth() == 0
@@ -163,6 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=12000)
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=4)
+    parser.add_argument("--processes", type=int, default=0,
+                        help="drain the outbox from this many publishing processes "
+                        "([publisher] publish_processes; 0: threads of this process)")
     parser.add_argument("--alarms", type=int, default=500)
     parser.add_argument("--store", choices=("sqlite", "postgresql", "mariadb"),
                         default="sqlite", help="the outbox's database (default: the "
@@ -210,7 +229,8 @@ def _main(args: argparse.Namespace, database_url: str | None) -> int:
                         raw_cpu.append(cpu_seconds() - cpu_before)
                     else:
                         eps, put_eps = run_outbox(notifier, events, args.threads, workdir,
-                                                  drain_cpu, database_url)
+                                                  drain_cpu, database_url,
+                                                  processes=args.processes, conf=conf)
                         drained.append(eps)
                         puts.append(put_eps)
                 ratios.append(drained[-1] / raw[-1])

@@ -18,6 +18,7 @@ when the daemon process is spawned (its start-up, about 2 s, is included).  The 
 - ``stored_s``: every event in the outbox or sent (outbox_depth + events_published_total);
 - ``confirmed_s``: every event confirmed by the broker (events_published_total) - the figure;
 - ``publish_eps``: events confirmed per second between the first and the last confirm;
+  ``drain_eps``: the same from ``stored_s`` on (publishing with no intake beside it);
 - polls during the storm and their mean duration; Alertmanager's ``GET /api/v2/alerts``
   + ``json.loads`` with all N alerts (its API speed) and its RSS; the relay worker's RSS.
 
@@ -397,6 +398,16 @@ def main(argv: list[str] | None = None) -> int:
                     first, last = result["first_confirmed_s"], result["confirmed_s"]
                     if first is not None and last is not None and last > first:
                         result["publish_eps"] = round(n / (last - first))
+                    # The rate once every transition was stored: publishing with no
+                    # intake beside it (what is left of the relay's cost then is its own).
+                    stored_at = result["stored_s"]
+                    if stored_at is not None and last is not None and last > stored_at:
+                        confirmed_then = next(
+                            (s["published"] - base["published"] for t, s in samples
+                             if t - began >= stored_at), None)
+                        if confirmed_then is not None:
+                            result["drain_eps"] = round((n - confirmed_then)
+                                                        / (last - stored_at))
                     rss_after = common.relay_worker_rss(relay.proc.pid)
                     # CPU until the last sample before every event was confirmed: within
                     # 0.1 s of the end, and the relay's processes are still all alive.

@@ -41,7 +41,7 @@ from daemon.last_good import load_mapping_or_last_good
 from daemon.lifecycle import LifecycleTracker
 from daemon.ownership import Ownership
 from daemon.pipeline.transformer import Transformer
-from daemon.publish import Dispatcher, Notifier
+from daemon.publish import Dispatcher, Notifier, ProcessSender, Sender, ThreadSender
 from daemon.sources import AlertmanagerPoller, WebhookReceiver
 from daemon.store import Store, hold_single_relay_lock, store_from_conf
 from daemon.systemd import sd_notify
@@ -195,11 +195,8 @@ class Relay:
         if resolver is not None:
             await resolver.start(task_factory=self._spawn)
             self._closers.insert(0, resolver.close)
-        notifier = Notifier(conf)
-        await loop.run_in_executor(publishers, notifier.open)
-        self._closers.insert(0, lambda: loop.run_in_executor(publishers, notifier.close))
-        self.dispatcher = Dispatcher(store, notifier, db_executor=self._db,
-                                     publish_executor=publishers,
+        sender = await self._open_sender(publishers)
+        self.dispatcher = Dispatcher(store, sender, db_executor=self._db,
                                      threads=conf.publisher.publish_threads,
                                      units=frozenset() if coordinated else None)
         clusters = alertmanager_conf.clusters(conf)
@@ -222,6 +219,23 @@ class Relay:
             self._closers.insert(0, poller.close)
             self.pollers[cluster.name] = poller
         return await self._serve_http() if conf.webhook.enabled else None
+
+    async def _open_sender(self, publishers: concurrent.futures.Executor) -> Sender:
+        """The notifier's threads here, or [publisher] publish_processes children."""
+        conf, loop = self.conf, asyncio.get_running_loop()
+        notifier = Notifier(conf)
+        # Opened here in both cases: a configuration it refuses stops start-up.
+        await loop.run_in_executor(publishers, notifier.open)
+        processes = conf.publisher.publish_processes
+        if not processes:
+            self._closers.insert(0, lambda: loop.run_in_executor(publishers, notifier.close))
+            return ThreadSender(notifier, publishers)
+        await loop.run_in_executor(publishers, notifier.close)
+        sender = ProcessSender(conf, processes=processes,
+                               threads=conf.publisher.publish_threads)
+        sender.open()
+        self._closers.insert(0, lambda: loop.run_in_executor(publishers, sender.close))
+        return sender
 
     async def _coordinate(self, store: Store) -> None:
         """Join the group and take the units assigned here ([coordination] backend_url)."""

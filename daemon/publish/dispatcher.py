@@ -2,7 +2,8 @@
 
 The :class:`Dispatcher` lives on the event loop and never blocks it: every
 outbox call runs in the service's single DB executor thread, every publish in
-its publishing executor. It keeps a bounded window of unsent events in memory,
+its :class:`~daemon.publish.sender.Sender` (threads of this process, or child
+processes). It keeps a bounded window of unsent events in memory,
 one lane (a FIFO) per ``alarm_id``:
 
 - an alarm's next event is sent only after the broker confirmed the previous
@@ -51,7 +52,7 @@ from oslo_log import log
 
 from daemon import exception, telemetry
 from daemon.pipeline.event import AlarmEvent
-from daemon.publish.notifier import Notifier
+from daemon.publish.sender import JobResult, Sender
 from daemon.store import Store
 
 __all__ = ["Dispatcher"]
@@ -60,13 +61,13 @@ LOG = log.getLogger(__name__)
 
 
 class Dispatcher:
-    """Sends the outbox's events through a :class:`Notifier`.
+    """Sends the outbox's events through a :class:`~daemon.publish.sender.Sender`.
 
     :param outbox: the open outbox (called only in ``db_executor``)
-    :param notifier: the open notifier (called only in ``publish_executor``)
+    :param sender: sends the jobs (:class:`~daemon.publish.sender.ThreadSender`
+        or :class:`~daemon.publish.process.ProcessSender`)
     :param db_executor: the single thread that owns the outbox
-    :param publish_executor: threads for :meth:`Notifier.publish`
-    :param threads: most sends in flight (at most the executor's size)
+    :param threads: most jobs in flight (at most the sender's threads)
     :param window: most unconfirmed events held in memory
     :param batch_size: most events read from the outbox at once
     :param ack_batch: confirmed events acknowledged per outbox write
@@ -81,9 +82,8 @@ class Dispatcher:
         relay); changed with :meth:`set_units`
     """
 
-    def __init__(self, outbox: Store, notifier: Notifier, *,
+    def __init__(self, outbox: Store, sender: Sender, *,
                  db_executor: concurrent.futures.Executor,
-                 publish_executor: concurrent.futures.Executor,
                  threads: int,
                  window: int | None = None,
                  batch_size: int = 500,
@@ -99,9 +99,8 @@ class Dispatcher:
         if threads < 1:
             raise ValueError("threads must be at least 1")
         self._outbox = outbox
-        self._notifier = notifier
+        self._sender = sender
         self._db_executor = db_executor
-        self._publish_executor = publish_executor
         self._threads = threads
         self._batch_size = batch_size
         self._window = window if window is not None else max(4000, 4 * batch_size)
@@ -225,7 +224,7 @@ class Dispatcher:
         self._attach()
         self._running = True
         watcher = asyncio.ensure_future(self._kick_on(stop))
-        LOG.info("dispatcher started (%d publishing threads)", self._threads)
+        LOG.info("dispatcher started (%d sends in flight at most)", self._threads)
         try:
             await self._pump(lambda: stop.is_set())
         finally:
@@ -435,23 +434,10 @@ class Dispatcher:
                     job.extend(lane.popleft() for _ in range(take))
                 busy.add(alarm_id)
             self._queued -= len(job)
-            fut = loop.run_in_executor(self._publish_executor, self._send_job, job)
+            fut = asyncio.wrap_future(self._sender.submit(job), loop=loop)
             self._inflight.add(fut)
             fut.add_done_callback(
                 lambda f, j=job, epoch=self._epoch: self._on_sent(f, j, epoch))
-
-    def _send_job(self, job: list[AlarmEvent]) -> tuple[int, BaseException | None]:
-        """Publishing thread: send in order, stop at the first failure.
-
-        :returns: how many were confirmed, and the failure (None if all were)
-        """
-        publish = self._notifier.publish
-        for done, event in enumerate(job):
-            try:
-                publish(event)
-            except Exception as err:  # reported to the loop, never lost
-                return done, err
-        return len(job), None
 
     def _on_sent(self, fut: asyncio.Future, job: list[AlarmEvent], epoch: int) -> None:
         self._inflight.discard(fut)
@@ -462,7 +448,8 @@ class Dispatcher:
         elif fut.exception() is not None:
             sent, err = 0, fut.exception()
         else:
-            sent, err = fut.result()
+            result: JobResult = fut.result()
+            sent, err = result
         alarms = dict.fromkeys(e.alarm_id for e in job)  # in job order
         busy = self._busy
         for alarm_id in alarms:

@@ -13,7 +13,7 @@ import textwrap
 
 import pytest
 
-from daemon.publish import Dispatcher, Notifier
+from daemon.publish import Dispatcher, Notifier, ThreadSender
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import incident, relay_config
 from tools.harness.bus import Consumer, delete_entities
@@ -62,7 +62,7 @@ async def test_consumer_receives_scripted_incident(tmp_path, rabbit_url, names, 
     loop = asyncio.get_running_loop()
     try:
         with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-            dispatcher = Dispatcher(outbox, notifier, db_executor=db, publish_executor=pub,
+            dispatcher = Dispatcher(outbox, ThreadSender(notifier, pub), db_executor=db,
                                     threads=4)
             stop = asyncio.Event()
             task = asyncio.create_task(dispatcher.run(stop))
@@ -138,7 +138,7 @@ async def test_outbox_survives_sigkill(tmp_path, rabbit_url, names, executors):
         assert outbox.depth() == len(event_ids)
         assert len(outbox.load_states()) == len(range(0, len(event_ids), 4))
         with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-            dispatcher = Dispatcher(outbox, notifier, db_executor=db, publish_executor=pub,
+            dispatcher = Dispatcher(outbox, ThreadSender(notifier, pub), db_executor=db,
                                     threads=4)
             assert await dispatcher.drain(30)
             got_all = await asyncio.get_running_loop().run_in_executor(

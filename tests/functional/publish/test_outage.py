@@ -7,7 +7,7 @@ import collections
 import concurrent.futures
 
 from daemon import telemetry
-from daemon.publish import Dispatcher, Notifier
+from daemon.publish import Dispatcher, Notifier, ThreadSender
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import alarm_event, relay_config
 from tools.harness.bus import Consumer
@@ -51,7 +51,7 @@ async def test_broker_outage_loses_nothing(tmp_path, rabbit_node, unique_name):
               for s in range(10) for a in range(100)]
     try:
         with Consumer(url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-            dispatcher = Dispatcher(outbox, notifier, db_executor=db, publish_executor=pub,
+            dispatcher = Dispatcher(outbox, ThreadSender(notifier, pub), db_executor=db,
                                     threads=8, backoff_max=2.0)
             task = asyncio.create_task(dispatcher.run(stop))
             heartbeat = Heartbeat()

@@ -13,6 +13,7 @@ import pytest
 
 from daemon import exception, telemetry
 from daemon.publish.dispatcher import Dispatcher
+from daemon.publish.sender import ThreadSender
 from daemon.store import SQLiteStore
 from tests.unit.publish.conftest import make_event
 
@@ -74,7 +75,7 @@ def _dispatcher(outbox, notifier, executors, threads=8, **kwargs):
     db, pub = executors
     kwargs.setdefault("backoff_initial", 0.01)
     kwargs.setdefault("backoff_max", 0.05)
-    return Dispatcher(outbox, notifier, db_executor=db, publish_executor=pub,
+    return Dispatcher(outbox, ThreadSender(notifier, pub), db_executor=db,
                       threads=threads, **kwargs)
 
 
@@ -363,9 +364,9 @@ async def test_a_backlog_is_shared_out_over_all_threads(outbox, executors, monke
     notifier = FakeNotifier(delay=0.002)
     dispatcher = _dispatcher(outbox, notifier, executors, threads=4)
     sizes = []
-    send_job = dispatcher._send_job
-    monkeypatch.setattr(dispatcher, "_send_job",
-                        lambda job: sizes.append(len(job)) or send_job(job))
+    sender = dispatcher._sender
+    submit = sender.submit
+    monkeypatch.setattr(sender, "submit", lambda job: sizes.append(len(job)) or submit(job))
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     await _until(lambda: len(sizes) == 4)
