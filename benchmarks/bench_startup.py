@@ -79,7 +79,9 @@ def import_floor() -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
+    common.add_relay_option_argument(parser)
     args = parser.parse_args(argv)
+    extra = common.relay_options(parser, args.relay_option)
     rabbit = shared_transport_url()
     logged, ready, floor = [], [], []
     with tempfile.TemporaryDirectory(prefix="bench-startup-") as tmp:
@@ -92,8 +94,9 @@ def main(argv: list[str] | None = None) -> int:
                 relay = RelayProcess(
                     mapping_path=mapping, transport_url=rabbit, alertmanager_urls=[am.url],
                     workdir=workdir / f"relay-{run}",
-                    sections={"DEFAULT": {"control_exchange": f"{name}-x"},
-                              "oslo_messaging_notifications": {"topics": name}})
+                    sections=common.with_relay_options(
+                        {"DEFAULT": {"control_exchange": f"{name}-x"},
+                         "oslo_messaging_notifications": {"topics": name}}, extra))
                 try:
                     log_s, ready_s = one_start(relay)
                 finally:

@@ -251,21 +251,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gil-profile", type=Path, metavar="FILE",
                         help="attach py-spy --gil to the relay over the storm and write its "
                              "collapsed stacks (samples of the thread holding the GIL) here")
-    parser.add_argument("--relay-option", action="append", default=[],
-                        metavar="SECTION.OPTION=VALUE",
-                        help="set a relay option, for an A/B run (repeatable)")
+    common.add_relay_option_argument(parser)
     args = parser.parse_args(argv)
-    extra: dict[str, dict[str, str]] = {}
-    for item in args.relay_option:
-        where, _, value = item.partition("=")
-        section, _, option = where.partition(".")
-        if not (section and option and value):
-            parser.error(f"--relay-option {item!r}: expected SECTION.OPTION=VALUE")
-        extra.setdefault(section, {})[option] = value
+    extra = common.relay_options(parser, args.relay_option)
 
     def with_extra(sections: dict[str, dict]) -> dict[str, dict]:
-        return {name: {**sections.get(name, {}), **extra.get(name, {})}
-                for name in sections.keys() | extra.keys()}
+        return common.with_relay_options(sections, extra)
     n = args.alerts
 
     rabbit = shared_transport_url()

@@ -312,3 +312,29 @@ def wait_for(predicate, *, timeout: float, interval: float = 0.05, what: str = "
         if time.monotonic() >= deadline:
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
+
+
+def add_relay_option_argument(parser: Any) -> None:
+    """``--relay-option SECTION.OPTION=VALUE`` (repeatable), for an A/B run."""
+    parser.add_argument("--relay-option", action="append", default=[],
+                        metavar="SECTION.OPTION=VALUE",
+                        help="set a relay option, for an A/B run (repeatable)")
+
+
+def relay_options(parser: Any, items: list[str]) -> dict[str, dict[str, str]]:
+    """``{section: {option: value}}`` from ``--relay-option`` values (parser.error on a bad one)."""
+    extra: dict[str, dict[str, str]] = {}
+    for item in items:
+        where, _, value = item.partition("=")
+        section, _, option = where.partition(".")
+        if not (section and option and value):
+            parser.error(f"--relay-option {item!r}: expected SECTION.OPTION=VALUE")
+        extra.setdefault(section, {})[option] = value
+    return extra
+
+
+def with_relay_options(sections: dict[str, dict], extra: dict[str, dict[str, str]]
+                       ) -> dict[str, dict]:
+    """``sections`` with ``extra`` (from :func:`relay_options`) laid over them."""
+    return {name: {**sections.get(name, {}), **extra.get(name, {})}
+            for name in sections.keys() | extra.keys()}
