@@ -24,11 +24,14 @@ when the daemon process is spawned (its start-up, about 2 s, is included).  The 
 
 At the end the queue must hold N messages.  Then, in the same run, the fair floor: N raw
 confirmed publishes through the relay's ``Notifier`` with 8 threads into a new queue with no
-consumer (growing to N, as the storm's).  The CPU seconds RabbitMQ, Alertmanager and the
-relay's processes used over the storm, and the publisher's and RabbitMQ's over the floor,
-divided by the cores (``*_cpu_per_core_s``): when that is close to the wall time, the
-machine's cores, not a wait, set the pace.  Targets: confirmed_s <= 20 s; confirmed_s <= 1.3x
-N / the floor's rate, and the storm's publishing rate >= 0.8x the floor's.
+consumer (growing to N, as the storm's), of the events the relay makes of the storm's own
+alerts (same mapping and transformer, so the same payloads: about 1,300 bytes of JSON each,
+where bench_publish's generic events have 957; ``--floor-events generic`` for those).
+The CPU seconds RabbitMQ, Alertmanager and the relay's processes used over the storm, and
+the publisher's and RabbitMQ's over the floor, divided by the cores (``*_cpu_per_core_s``):
+when that is close to the wall time, the machine's cores, not a wait, set the pace.
+Targets: confirmed_s <= 20 s; confirmed_s <= 1.3x N / the floor's rate, and the storm's
+publishing rate >= 0.8x the floor's.
 
     python benchmarks/bench_storm.py [--alerts 50000] [--batch 1000] [--timeout 180]
 
@@ -53,7 +56,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks import common  # noqa: E402
+from benchmarks import bench_publish, common  # noqa: E402
 from benchmarks.common import log  # noqa: E402
 from tools.harness.relay import RelayProcess  # noqa: E402
 from tools.harness.services import Alertmanager, shared_transport_url  # noqa: E402
@@ -157,14 +160,13 @@ def gc_during(path: Path, relay: RelayProcess) -> dict:
             "max_s": [round(x, 3) for x in worker["max_s"]]}
 
 
-def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
-    """The raw confirmed publish rate of ``n`` events, as the storm publishes them.
+def fair_floor(rabbit: str, events: list, threads: int, workdir: Path) -> dict:
+    """The raw confirmed publish rate of ``events``, as the storm publishes them.
 
     ``threads`` threads call the relay's own ``Notifier.publish`` (one confirmed publish
     each, as in bench_publish's raw path) into a new queue that is bound and has no consumer,
-    so it grows to ``n`` messages, as the storm's queue does.  Same run, same broker.
+    so it grows to ``len(events)`` messages, as the storm's queue does.  Same run, same broker.
     """
-    from benchmarks.bench_publish import make_events, run_raw
     from daemon.publish import Notifier
     from tests.functional.publish.helpers import relay_config
 
@@ -178,11 +180,10 @@ def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
         notifier = Notifier(conf)
         notifier.open()
         try:
-            events = make_events(n, 500)
             cpu = cpu_now(None)
             began = time.monotonic()
             mine = time.process_time()
-            eps = run_raw(notifier, events, threads)
+            eps = bench_publish.run_raw(notifier, events, threads)
             took = time.monotonic() - began
             publisher_cpu = time.process_time() - mine
             spent = cpu_spent(cpu, cpu_now(None))
@@ -193,9 +194,36 @@ def fair_floor(rabbit: str, n: int, threads: int, workdir: Path) -> dict:
         common.delete_entities(rabbit, exchanges=[exchange], queues=[f"{topic}.info"])
     return {"floor_eps": round(eps), "floor_s": round(took, 2), "floor_queue": depth,
             "floor_threads": threads,
+            "floor_payload_bytes": round(sum(len(json.dumps(e.payload)) for e in events)
+                                         / len(events)),
             "floor_cpu_s": {"publisher": round(publisher_cpu, 2), **spent},
             "floor_cpu_per_core_s": round((publisher_cpu + sum(spent.values()))
                                           / CORES, 2)}
+
+
+def storm_events(alerts: list[dict], mapping: Path, cluster_url: str) -> list:
+    """The events the relay makes of ``alerts`` (one ``alarm.firing`` each), for the floor.
+
+    Built as the relay builds them (``parse_alert``, the same mapping, the transformer), so
+    the floor publishes payloads of the storm's own size, not bench_publish's smaller ones.
+    """
+    from daemon.lifecycle import Transition
+    from daemon.model import fingerprint, parse_alert
+    from daemon.pipeline.mapping import load_mapping
+    from daemon.pipeline.transformer import Transformer
+
+    transformer = Transformer(load_mapping(str(mapping)), host="bench")
+    now = dt.datetime.now(dt.UTC)
+    events = []
+    for i, obj in enumerate(alerts):
+        # What GET /api/v2/alerts adds to the POSTed alert.
+        answer = {**obj, "fingerprint": fingerprint(obj["labels"]), "receivers": [{"name": "null"}],
+                  "status": {"state": "active", "silencedBy": [], "inhibitedBy": []},
+                  "updatedAt": common.iso(now), "endsAt": common.iso(now + dt.timedelta(hours=1))}
+        alert = parse_alert(answer, where=f"alert {i}")
+        events.append(transformer.transform_sync(Transition(
+            "firing", f"am-storm-{i}", 1, alert, now, "default", cluster_url)))
+    return events
 
 
 def gil_profiler(relay: RelayProcess, out: Path | None) -> subprocess.Popen | None:
@@ -244,6 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--floor-threads", type=int, default=8,
                         help="publishing threads of the fair floor (the relay's default "
                              "[publisher] publish_threads)")
+    parser.add_argument("--floor-events", choices=("storm", "generic"), default="storm",
+                        help="what the floor publishes: the events the relay makes of the "
+                             "storm's alerts (the same payloads), or bench_publish's smaller "
+                             "generic ones (the floor of the earlier sessions)")
     parser.add_argument("--no-gc-stats", dest="gc_stats", action="store_false",
                         help="do not count the daemon's collector pauses (benchmarks/gcstats)")
     parser.add_argument("--no-floor", action="store_true",
@@ -284,6 +316,7 @@ def main(argv: list[str] | None = None) -> int:
             # daemon and the broker on a small machine.
             with Alertmanager(resolve_timeout="1h", group_wait="30s", group_interval="5m",
                               workdir=workdir / "am") as am:
+                am_url = am.url
                 gc_file = workdir / "gc-stats.jsonl"
                 # An A/B run can put another checkout's daemon first on PYTHONPATH.
                 path = os.pathsep.join(p for p in (str(Path(__file__).parent / "gcstats"),
@@ -430,7 +463,12 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"queue depth unavailable: {err}")
             if not args.no_floor:
                 # After the storm, on the same broker: the floor the storm is judged against.
-                result.update(fair_floor(rabbit, n, args.floor_threads, workdir))
+                floor_events = (storm_events(alerts, mapping, am_url)
+                                if args.floor_events == "storm"
+                                else bench_publish.make_events(n, 500))
+                result.update(fair_floor(rabbit, floor_events, args.floor_threads, workdir))
+                result["floor_events"] = args.floor_events
+                del floor_events
                 floor_s = n / result["floor_eps"]
                 result["fair_floor_s"] = round(floor_s, 2)
                 if result.get("confirmed_s"):
