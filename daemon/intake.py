@@ -34,7 +34,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import functools
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from oslo_log import log
@@ -163,6 +163,9 @@ class Intake:
         dropped here; the ownership stage steps down)
     :param heap: freezes the heap after the tracked alarms grew a lot
         (:mod:`daemon.heap`)
+    :param pace: awaited before each chunk of one observation after its first
+        (``Dispatcher.wait_backlog``: while the outbox holds more than
+        ``[publisher] store_ahead`` events); None: chunks go one after the other
     """
 
     def __init__(self, *, clusters: Sequence[str],
@@ -171,8 +174,10 @@ class Intake:
                  on_stored: Callable[[], None] = lambda: None,
                  chunk: int = STORE_CHUNK, coordinated: bool = False, partitions: int = 1,
                  on_fenced: Callable[[str], None] = lambda unit: None,
-                 heap: LongLivedHeap | None = None) -> None:
+                 heap: LongLivedHeap | None = None,
+                 pace: Callable[[], Awaitable[None]] | None = None) -> None:
         self._make_tracker = make_tracker
+        self._pace = pace
         self._store = store
         self._transformer = transformer
         self._executor = db_executor
@@ -513,6 +518,10 @@ class Intake:
         plan = plan_store_chunks(transitions, tracker.changed_keys(), tracker.state_key,
                                  self._chunk)
         for index, (batch, changed) in enumerate(plan):
+            if index and self._pace is not None and self.accepting:
+                # A storm's chunks are stored as the outbox drains, not all at once:
+                # storing takes the CPU the publishing needs (docs/performance.md).
+                await self._pace()
             states = tracker.export_changes(fp for _, fp in changed)
             events = await self._transform(batch)
             done = inbox_done if index == len(plan) - 1 else ()

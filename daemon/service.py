@@ -206,7 +206,7 @@ class Relay:
             store=store, db_executor=self._db, on_stored=self.dispatcher.wake,
             transformer=Transformer.from_conf(conf, compiled, [r for r in [resolver] if r]),
             coordinated=coordinated, partitions=conf.coordination.partitions,
-            on_fenced=self._on_fenced)
+            on_fenced=self._on_fenced, pace=self._pace_storing)
         await self.intake.restore()
         if coordinated:
             await self._coordinate(store)
@@ -219,6 +219,12 @@ class Relay:
             self._closers.insert(0, poller.close)
             self.pollers[cluster.name] = poller
         return await self._serve_http() if conf.webhook.enabled else None
+
+    async def _pace_storing(self) -> None:
+        """Between a storm's chunks: wait for the outbox ([publisher] store_ahead)."""
+        publisher, dispatcher = self.conf.publisher, self.dispatcher
+        if dispatcher is not None:
+            await dispatcher.wait_backlog(publisher.store_ahead, publisher.pause_polls_max)
 
     async def _open_sender(self, publishers: concurrent.futures.Executor) -> Sender:
         """The notifier's threads here, or [publisher] publish_processes children."""

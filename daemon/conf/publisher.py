@@ -60,6 +60,21 @@ PUBLISHER_OPTS = [
              "broker outage slows polling to one poll per this many seconds "
              "but never stops it."),
     cfg.IntOpt(
+        "store_ahead",
+        default=8000,
+        min=0,
+        mutable=True,
+        help="When one poll brings many new transitions (an alert storm), they "
+             "are stored in chunks, and a chunk after the first waits while more "
+             "than this many events wait in the outbox (at most pause_polls_max "
+             "seconds; never while publishing fails): storing them all at once "
+             "takes the CPU the publishing needs, and they would only wait "
+             "behind the backlog. Keep it above a few seconds of publishing "
+             "(docs/performance.md), so publishing never runs out. Deliveries "
+             "for the same cluster wait while a storm is stored, as they wait "
+             "for any observation before them. 0: chunks are stored one after "
+             "the other."),
+    cfg.IntOpt(
         "publish_threads",
         default=8,
         min=1,

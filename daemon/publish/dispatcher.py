@@ -44,6 +44,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import random
 import time
 from typing import Any
@@ -115,6 +116,7 @@ class Dispatcher:
 
         self._loop: asyncio.AbstractEventLoop | None = None
         self._kick: asyncio.Event | None = None
+        self._depth_changed: asyncio.Event | None = None
         self._running = False
         # Read state.
         self._cursor = 0
@@ -168,6 +170,35 @@ class Dispatcher:
         if not limit or depth is None or depth <= limit:
             return None
         return f"{depth} events wait in the outbox ([publisher] pause_polls_above {limit})"
+
+    async def wait_backlog(self, limit: int, max_wait: float) -> None:
+        """Return once at most ``limit`` events wait in the outbox (call on the loop).
+
+        The pace of a storm's storing (``Intake``'s ``pace``, ``[publisher]
+        store_ahead``): storing all of it at once takes the CPU the publishing
+        needs, while stored events only wait behind the backlog. Returns at
+        once when ``limit`` is 0, when sending fails (a broker outage: everything
+        is stored as it comes) or when the dispatcher is not running, and after
+        ``max_wait`` seconds in any case.
+
+        :param limit: events (count) the outbox may hold
+        :param max_wait: longest wait, in seconds
+        """
+        self._attach()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max_wait
+        changed = self._depth_changed
+        assert changed is not None
+        while (limit and self._running and not self._failures
+               and self._depth is not None and self._depth > limit):
+            left = deadline - loop.time()
+            if left <= 0:
+                return
+            changed.clear()
+            # Woken by every read and acknowledgement; the slice bounds a wait
+            # that no acknowledgement ends (run() stopping, a failure starting).
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), min(left, 0.5))
 
     def wake(self) -> None:
         """Tell the dispatcher new events were put; safe from any thread."""
@@ -297,6 +328,7 @@ class Dispatcher:
         if self._loop is not loop:
             self._loop = loop
             self._kick = asyncio.Event()
+            self._depth_changed = asyncio.Event()
 
     async def _kick_on(self, stop: asyncio.Event) -> None:
         await stop.wait()
@@ -619,6 +651,8 @@ class Dispatcher:
 
     def _set_gauges(self, depth: int, age: float | None) -> None:
         self._depth = depth
+        if self._depth_changed is not None:
+            self._depth_changed.set()
         telemetry.OUTBOX_DEPTH.set(depth)
         telemetry.OUTBOX_OLDEST_AGE.set(age or 0.0)
 

@@ -183,6 +183,33 @@ async def test_each_chunks_state_records_are_built_when_it_is_stored(store, db):
     assert len(store.load_states()) == 5
 
 
+async def test_a_storms_later_chunks_wait_for_the_pace_and_the_first_does_not(store, db):
+    """Issue 16: [publisher] store_ahead; one chunk (a webhook, a normal poll) never waits."""
+    order = []
+    put = store.put
+
+    def recording_put(events, states=(), **kw):
+        order.append(("put", len(events)))
+        return put(events, states, **kw)
+
+    async def pace():
+        order.append(("pace", store.depth()))
+
+    store.put = recording_put
+    intake = make_intake(store, db, chunk=2, pace=pace)
+    await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
+    assert order == [("put", 2), ("pace", 2), ("put", 2), ("pace", 4), ("put", 1)]
+    order.clear()
+    await intake.on_poll(poll("west", alert("B")))
+    assert order == [("put", 1)]
+    # Stopping: what is left is stored without waiting.
+    order.clear()
+    intake.accepting = False
+    await intake._observe("west", lambda tracker, now: tracker.observe_poll(
+        poll("west", alert("B"), *(alert(f"C{n}") for n in range(3))), now))
+    assert order == [("put", 2), ("put", 1)]
+
+
 async def test_a_failed_later_chunk_keeps_what_was_stored_and_loses_nothing(store, db):
     """A chunk failing after others were stored: the tracker is rebuilt from the store
     (the stored chunks' alarms), and the next poll stores the rest, once."""

@@ -465,3 +465,59 @@ async def test_store_outage_is_logged_once_and_its_end_once(tmp_path, executors,
     assert caplog.text.count("The outbox is not readable") == 1
     assert "Traceback" not in caplog.text
     assert caplog.text.count("The outbox is readable again") == 1
+
+
+# -- the pace of a storm's storing ([publisher] store_ahead, issue 16) -------------
+
+
+@pytest.mark.timeout(20)
+async def test_wait_backlog_returns_once_the_outbox_holds_at_most_the_limit(outbox, executors):
+    await _put(executors, outbox, [make_event(f"alarm-{a}") for a in range(200)])
+    notifier = FakeNotifier(delay=0.002)
+    dispatcher = _dispatcher(outbox, notifier, executors, threads=2, ack_batch=10,
+                             batch_size=50)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await _until(lambda: dispatcher.depth is not None)
+    assert dispatcher.depth > 150
+    await dispatcher.wait_backlog(50, max_wait=60)
+    depth_then, sent_then = dispatcher.depth, len(notifier.sent)
+    stop.set()
+    await task
+    assert depth_then <= 50 and sent_then >= 150
+    assert sent_then < 200, "it waited for the whole outbox, not for the limit"
+
+
+@pytest.mark.timeout(20)
+async def test_wait_backlog_does_not_wait_while_publishing_fails(outbox, executors):
+    await _put(executors, outbox, [make_event(f"alarm-{a}") for a in range(50)])
+    notifier = FakeNotifier()
+    notifier.fail = lambda event, attempt: exception.PublishError(problem="broker down",
+                                                                  recoverable=True)
+    dispatcher = _dispatcher(outbox, notifier, executors, backoff_initial=5, backoff_max=5)
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await _until(lambda: notifier.attempts > 0 and dispatcher._failures > 0)
+    # The test's timeout (20 s) is shorter than the wait allowed: only the outage ends it.
+    await dispatcher.wait_backlog(1, max_wait=60)
+    assert dispatcher.depth == 50
+    stop.set()
+    await task
+
+
+@pytest.mark.timeout(20)
+async def test_wait_backlog_ends_after_max_wait_and_when_not_running(outbox, executors):
+    await _put(executors, outbox, [make_event(f"alarm-{a}") for a in range(50)])
+    gate = threading.Event()
+    notifier = FakeNotifier()
+    notifier.fail = lambda event, attempt: None if gate.wait(30) else None
+    dispatcher = _dispatcher(outbox, notifier, executors)
+    await dispatcher.wait_backlog(1, max_wait=60)   # not running: at once
+    stop = asyncio.Event()
+    task = asyncio.create_task(dispatcher.run(stop))
+    await _until(lambda: dispatcher.depth == 50 and notifier.attempts > 0)
+    await dispatcher.wait_backlog(1, max_wait=0.2)  # nothing confirmed: max_wait ends it
+    assert dispatcher.depth == 50
+    gate.set()
+    stop.set()
+    await task
