@@ -178,7 +178,8 @@ class ProcessSender:
             child = min(self._children, key=lambda c: (not c.ready, len(c.pending)))
             job_id = next(self._ids)
             child.pending[job_id] = fut
-        child.outbox.put((job_id, job))
+            # Under the lock: a child that just died fails both, or neither.
+            child.outbox.put((job_id, job))
         return fut
 
     def close(self, timeout: float = 10.0) -> None:
@@ -304,12 +305,12 @@ class ProcessSender:
     def _fail_all(self, child: _Child, problem: str) -> None:
         with self._lock:
             pending, child.pending = child.pending, {}
-        # Jobs queued for a child that never got them are in ``pending`` too.
-        while True:
-            try:
-                child.outbox.get_nowait()
-            except queue.Empty:
-                break
+            # Jobs queued for a child that never got them are in ``pending`` too.
+            while True:
+                try:
+                    child.outbox.get_nowait()
+                except queue.Empty:
+                    break
         for fut in pending.values():
             if not fut.done():
                 fut.set_result((0, exception.PublishError(problem=problem,
