@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
+import hashlib
 import uuid
 from typing import Literal
 
@@ -52,8 +54,25 @@ def alarm_id(cluster: str, fingerprint: str, starts_at: datetime.datetime,
     name = f"{cluster}/{fingerprint}/{_iso(starts_at)}"
     if incarnation > 1:
         name = f"{name}/{incarnation}"
-    return str(uuid.uuid5(ALARM_NAMESPACE, name))
+    return _uuid5_text(name)
 
 
+_NAMESPACE_BYTES = ALARM_NAMESPACE.bytes
+
+
+def _uuid5_text(name: str) -> str:
+    """``str(uuid.uuid5(ALARM_NAMESPACE, name))``, without building a ``UUID`` (about a
+    third of the time; a storm derives 50,000 ids in one poll)."""
+    digest = bytearray(hashlib.sha1(_NAMESPACE_BYTES + name.encode(),
+                                    usedforsecurity=False).digest()[:16])
+    digest[6] = (digest[6] & 0x0F) | 0x50   # version 5
+    digest[8] = (digest[8] & 0x3F) | 0x80   # the RFC 4122 variant
+    text = digest.hex()
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
+
+
+@functools.lru_cache(maxsize=4096)
 def _iso(value: datetime.datetime) -> str:
+    # Cached: the alerts of one rule evaluation share their startsAt. Equal instants
+    # in other zones are equal keys, and give the same text here (converted to UTC).
     return value.astimezone(datetime.UTC).isoformat(timespec="milliseconds")
