@@ -469,9 +469,12 @@ class Intake:
             await self._db(self._store.check_room)
             tracker = unit.tracker
             transitions = observe(tracker, utcnow())
-            for transition in transitions:
-                telemetry.TRANSITIONS.labels(kind=transition.kind,
-                                             reason=transition.reason or "").inc()
+            counts: dict[tuple[str, str], int] = {}
+            for transition in transitions:  # one labels() per kind, not per transition
+                key = (transition.kind, transition.reason or "")
+                counts[key] = counts.get(key, 0) + 1
+            for (kind, reason), count in counts.items():
+                telemetry.TRANSITIONS.labels(kind=kind, reason=reason).inc(count)
             # Before the chunks are stored and published, so that their collections
             # do not walk the new alarms again and again.
             self._heap.note_tracked(self.tracked)

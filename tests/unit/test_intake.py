@@ -210,6 +210,19 @@ async def test_a_storms_later_chunks_wait_for_the_pace_and_the_first_does_not(st
     assert order == [("put", 2), ("put", 1)]
 
 
+async def test_each_transition_is_counted_once_by_kind_and_reason(store, db):
+    def count(kind, reason=""):
+        return telemetry.TRANSITIONS.labels(kind=kind, reason=reason)._value.get()
+
+    intake = make_intake(store, db)
+    firing, gone = count("firing"), count("resolved", "disappeared")
+    await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
+    assert count("firing") == firing + 5
+    await intake.on_poll(poll("east", alert("A0")))
+    assert count("resolved", "disappeared") == gone + 4   # gone from a poll that answered
+    assert count("firing") == firing + 5
+
+
 async def test_a_failed_later_chunk_keeps_what_was_stored_and_loses_nothing(store, db):
     """A chunk failing after others were stored: the tracker is rebuilt from the store
     (the stored chunks' alarms), and the next poll stores the rest, once."""
