@@ -30,35 +30,6 @@ def iso_or_none(value: datetime.datetime | None) -> str | None:
     return None if value is None else value.isoformat()
 
 
-IsoFormat = Callable[[datetime.datetime | None], str | None]
-
-
-def iso_memo(limit: int = 4096) -> IsoFormat:
-    """:func:`iso_or_none` that remembers up to ``limit`` times (then starts over).
-
-    For one export of many records: they share most of their times (every alarm
-    of a poll has its ``last_seen``, ``listed_at`` and ``updated_at``), and
-    ``datetime.isoformat`` of an aware time costs about 2 us, which was a third
-    of building a record (benchmarks/analysis.md, storm).
-    """
-    memo: dict[datetime.datetime, tuple[datetime.tzinfo | None, str]] = {}
-
-    def iso(value: datetime.datetime | None) -> str | None:
-        if value is None:
-            return None
-        known = memo.get(value)
-        # Equal instants in other zones are equal keys: the zone must match too.
-        if known is not None and known[0] is value.tzinfo:
-            return known[1]
-        if len(memo) >= limit:
-            memo.clear()
-        text = value.isoformat()
-        memo[value] = (value.tzinfo, text)
-        return text
-
-    return iso
-
-
 def parse_time(value: str | None) -> datetime.datetime | None:
     if value is None:
         return None
@@ -326,18 +297,18 @@ def max_end(a: datetime.datetime | None,
     return a if a >= b else b
 
 
-def alert_record(alert: Alert, iso: IsoFormat = iso_or_none) -> dict[str, Any]:
+def alert_record(alert: Alert) -> dict[str, Any]:
     return {
         "labels": dict(alert.labels),
         "annotations": dict(alert.annotations),
-        "starts_at": iso(alert.starts_at),
-        "ends_at": iso(alert.ends_at),
+        "starts_at": alert.starts_at.isoformat(),
+        "ends_at": iso_or_none(alert.ends_at),
         "status": alert.status,
         "state": alert.state,
         "silenced_by": list(alert.silenced_by),
         "inhibited_by": list(alert.inhibited_by),
         "generator_url": alert.generator_url,
-        "updated_at": iso(alert.updated_at),
+        "updated_at": iso_or_none(alert.updated_at),
     }
 
 
@@ -361,12 +332,11 @@ def alert_from_record(fingerprint: str, data: dict[str, Any]) -> Alert:
 
 
 def encode(key: str, cluster: str, fp: str, alarm: Alarm | None,
-           closed: ClosedOccurrence | None, alarm_id: str | None = None,
-           iso: IsoFormat = iso_or_none) -> dict[str, Any] | None:
+           closed: ClosedOccurrence | None, alarm_id: str | None = None
+           ) -> dict[str, Any] | None:
     """The JSON-able record of one fingerprint's state; None when there is none.
 
     :param alarm_id: the alarm's id when already known (else derived again)
-    :param iso: how times become text (:func:`iso_memo` for many records at once)
     """
     if alarm is None and closed is None:
         return None
@@ -376,26 +346,26 @@ def encode(key: str, cluster: str, fp: str, alarm: Alarm | None,
     if alarm is not None:
         record["alarm"] = {
             "alarm_id": alarm_id or alarm.alarm_id(cluster),
-            "starts_at": iso(alarm.starts_at),
-            "latest_start": iso(alarm.latest_start),
-            "successor_start": iso(alarm.successor_start),
+            "starts_at": alarm.starts_at.isoformat(),
+            "latest_start": alarm.latest_start.isoformat(),
+            "successor_start": iso_or_none(alarm.successor_start),
             "dropped_by": sorted([url, epoch] for url, epoch in alarm.dropped_by),
-            "listed_at": iso(alarm.listed_at),
+            "listed_at": iso_or_none(alarm.listed_at),
             "incarnation": alarm.incarnation,
             "sequence": alarm.sequence,
-            "last_seen": iso(alarm.last_seen),
+            "last_seen": alarm.last_seen.isoformat(),
             "seen_on": sorted([url, epoch] for url, epoch in alarm.seen_on),
             "source_url": alarm.source_url,
-            "alert": alert_record(alarm.alert, iso),
+            "alert": alert_record(alarm.alert),
         }
     if closed is not None:
-        record["closed"] = {"starts_at": iso(closed.starts_at),
-                            "ends_at": iso(closed.ends_at),
-                            "at": iso(closed.at),
+        record["closed"] = {"starts_at": closed.starts_at.isoformat(),
+                            "ends_at": closed.ends_at.isoformat(),
+                            "at": closed.at.isoformat(),
                             "incarnation": closed.incarnation,
                             "how": closed.how,
-                            "last_ends_at": iso(closed.last_ends_at),
-                            "latest_start": iso(closed.latest_start),
+                            "last_ends_at": iso_or_none(closed.last_ends_at),
+                            "latest_start": iso_or_none(closed.latest_start),
                             "dropped_by": sorted([url, epoch]
                                                  for url, epoch in closed.dropped_by)}
     return record

@@ -104,7 +104,6 @@ class LifecycleTracker(PollRules, WebhookRules):
                     dirty.discard(fp)
                     chosen.append(fp)
         changes: list[tuple[str, dict[str, Any] | None]] = []
-        iso = state.iso_memo()
         for fp in chosen:
             key = self.state_key(fp)
             alarm = self._alarms.get(fp)
@@ -113,7 +112,7 @@ class LifecycleTracker(PollRules, WebhookRules):
                 alarm.stored_ends_at = alarm.alert.ends_at
                 alarm_id = self._alarm_id(alarm)
             changes.append((key, state.encode(key, self.cluster, fp, alarm,
-                                              self._closed.get(fp), alarm_id, iso)))
+                                              self._closed.get(fp), alarm_id)))
         if not dirty:
             # Every transition's id has gone into its record: derived again if needed.
             self._ids.clear()
