@@ -34,6 +34,7 @@ import concurrent.futures
 import dataclasses
 import datetime
 import functools
+import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -163,9 +164,12 @@ class Intake:
         dropped here; the ownership stage steps down)
     :param heap: freezes the heap after the tracked alarms grew a lot
         (:mod:`daemon.heap`)
-    :param pace: awaited before each chunk of one observation after its first
-        (``Dispatcher.wait_backlog``: while the outbox holds more than
-        ``[publisher] store_ahead`` events); None: chunks go one after the other
+    :param pace: awaited with the ``time.monotonic()`` the storing began, before
+        each chunk of one poll's observation after its first (the service's: while
+        the outbox holds more than ``[publisher] store_ahead`` events, at most
+        ``pause_polls_max`` seconds in all); never for webhook deliveries, the
+        inbox or expiry, nor with several relays (the unit's lock, held until the
+        last chunk, is what ownership checks wait on); None: no pacing
     """
 
     def __init__(self, *, clusters: Sequence[str],
@@ -175,7 +179,7 @@ class Intake:
                  chunk: int = STORE_CHUNK, coordinated: bool = False, partitions: int = 1,
                  on_fenced: Callable[[str], None] = lambda unit: None,
                  heap: LongLivedHeap | None = None,
-                 pace: Callable[[], Awaitable[None]] | None = None) -> None:
+                 pace: Callable[[float], Awaitable[None]] | None = None) -> None:
         self._make_tracker = make_tracker
         self._pace = pace
         self._store = store
@@ -325,7 +329,8 @@ class Intake:
             part = result if self.partitions == 1 else self._partition(result, name)
             try:
                 await self._observe(name,
-                                    lambda tracker, now, r=part: tracker.observe_poll(r, now))
+                                    lambda tracker, now, r=part: tracker.observe_poll(r, now),
+                                    paced=True)
             except (exception.OutboxFull, exception.StoreError) as err:
                 LOG.warning("Poll result not taken, %s; retrying at the next poll", err)
                 return
@@ -449,7 +454,7 @@ class Intake:
     # -- one observation ---------------------------------------------------------
 
     async def _observe(self, name: str, observe: Observation,
-                       inbox_done: Sequence[int] = ()) -> None:
+                       inbox_done: Sequence[int] = (), *, paced: bool = False) -> None:
         """Run one observation through a unit's tracker and store its events.
 
         Only this unit's lock is held, also while resolvers are awaited.
@@ -483,7 +488,8 @@ class Intake:
             # an Alertmanager outage does not resume from stale state.
             if transitions or tracker.pending_changes or inbox_done:
                 try:
-                    await self._store_transitions(name, unit, transitions, inbox_done)
+                    await self._store_transitions(name, unit, transitions, inbox_done,
+                                                  paced=paced and not self.coordinated)
                 except exception.FencedWrite as err:
                     self._fenced(name, unit, err)
                     raise
@@ -506,7 +512,8 @@ class Intake:
         self._on_fenced(name)
 
     async def _store_transitions(self, name: str, unit: _Unit, transitions: list[Transition],
-                                 inbox_done: Sequence[int] = ()) -> None:
+                                 inbox_done: Sequence[int] = (), *, paced: bool = False,
+                                 ) -> None:
         """Transform and store, chunk by chunk, so publishing starts early.
 
         Each chunk's events are committed with the state of the alarms whose
@@ -520,11 +527,12 @@ class Intake:
         # once were 400,000 objects every full collection walked until the end.
         plan = plan_store_chunks(transitions, tracker.changed_keys(), tracker.state_key,
                                  self._chunk)
+        started = time.monotonic()
         for index, (batch, changed) in enumerate(plan):
-            if index and self._pace is not None and self.accepting:
+            if index and paced and self._pace is not None and self.accepting:
                 # A storm's chunks are stored as the outbox drains, not all at once:
                 # storing takes the CPU the publishing needs (docs/performance.md).
-                await self._pace()
+                await self._pace(started)
             states = tracker.export_changes(fp for _, fp in changed)
             events = await self._transform(batch)
             done = inbox_done if index == len(plan) - 1 else ()

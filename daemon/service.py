@@ -220,11 +220,16 @@ class Relay:
             self.pollers[cluster.name] = poller
         return await self._serve_http() if conf.webhook.enabled else None
 
-    async def _pace_storing(self) -> None:
-        """Between a storm's chunks: wait for the outbox ([publisher] store_ahead)."""
+    async def _pace_storing(self, started: float) -> None:
+        """Between a storm's chunks: wait for the outbox ([publisher] store_ahead).
+
+        :param started: ``time.monotonic()`` when storing the poll began; all the
+            waits of one poll together last at most ``pause_polls_max`` seconds
+        """
         publisher, dispatcher = self.conf.publisher, self.dispatcher
-        if dispatcher is not None:
-            await dispatcher.wait_backlog(publisher.store_ahead, publisher.pause_polls_max)
+        left = publisher.pause_polls_max - (time.monotonic() - started)
+        if dispatcher is not None and left > 0:
+            await dispatcher.wait_backlog(publisher.store_ahead, left)
 
     async def _open_sender(self, publishers: concurrent.futures.Executor) -> Sender:
         """The notifier's threads here, or [publisher] publish_processes children."""

@@ -10,6 +10,7 @@ ends when the socket closes or says ``None``, after its sends in flight.
 from __future__ import annotations
 
 import concurrent.futures
+import os
 import signal
 import sys
 import threading
@@ -26,6 +27,9 @@ from daemon.publish.process import register_messaging_opts
 from daemon.publish.sender import JobResult, send_job
 
 LOG = log.getLogger(__name__)
+
+#: Seconds the sends in flight get once the input ended; then the process exits.
+STOP_GRACE = 30.0
 
 
 def build_conf(options: dict[str | None, dict[str, Any]]) -> cfg.ConfigOpts:
@@ -57,7 +61,7 @@ def serve(conn: Connection) -> int:
     try:
         notifier.open()
     except Exception as err:  # the worker logs it and tries again later
-        conn.send(("failed", f"{type(err).__name__}: {err}"))
+        conn.send(("failed", notifier.scrub(f"{type(err).__name__}: {err}")))
         return 1
     conn.send(("ready", None))
     replies = threading.Lock()
@@ -89,6 +93,11 @@ def serve(conn: Connection) -> int:
             fut = pool.submit(send_job, notifier.publish, job)
             fut.add_done_callback(lambda f, job_id=job_id: reply(job_id, f))
     finally:
+        # The worker is gone or stopping: the sends in flight may finish, but a
+        # send that hangs (a blocked connection) must not keep this process alive.
+        deadline = threading.Timer(STOP_GRACE, os._exit, (0,))
+        deadline.daemon = True
+        deadline.start()
         pool.shutdown(wait=True)
         notifier.close()
         conn.close()

@@ -161,12 +161,24 @@ class Notifier:
                     problem=self._describe(target, err),
                     recoverable=not _is_permanent(err, message)) from err
 
-    def _describe(self, target: oslo_messaging.Target, err: BaseException) -> str:
-        verb = "send" if isinstance(err, _TRANSIENT_ERRORS) else "error sending"
-        text = f"{verb} to {target.topic}: {type(err).__name__}: {err}"
-        for secret in self._secrets:
+    def scrub(self, text: str) -> str:
+        """``text`` with the transport URL's passwords replaced by ``***``.
+
+        Works before :meth:`open` succeeded too (the passwords are read from
+        the configuration then).
+        """
+        secrets = self._secrets
+        if not secrets:
+            conf = self._conf
+            url = conf.oslo_messaging_notifications.transport_url or conf.transport_url
+            secrets = _url_secrets(conf, url)
+        for secret in secrets:
             text = text.replace(secret, "***")
         return text
+
+    def _describe(self, target: oslo_messaging.Target, err: BaseException) -> str:
+        verb = "send" if isinstance(err, _TRANSIENT_ERRORS) else "error sending"
+        return self.scrub(f"{verb} to {target.topic}: {type(err).__name__}: {err}")
 
     def __enter__(self) -> Notifier:
         self.open()

@@ -52,7 +52,7 @@ __all__ = ["ProcessSender", "notifier_options", "register_messaging_opts"]
 
 LOG = log.getLogger(__name__)
 
-#: The child's module (``python -m``); it imports no more than publishing needs.
+#: The child's module (``python -m``).
 CHILD_MODULE = "daemon.publish.child"
 
 # Option groups the notifier and oslo.messaging read, besides [DEFAULT].
@@ -213,7 +213,15 @@ class ProcessSender:
     def _supervise(self, child: _Child) -> None:
         delay = self._restart_delay
         while not self._closed.is_set():
-            problem = self._run_child(child)
+            try:
+                problem = self._run_child(child)
+            except Exception as err:  # a broken reply: end this child, start another
+                LOG.exception("publishing process %d: unexpected error", child.index)
+                problem = f"publishing process {child.index} failed: {type(err).__name__}"
+                proc = child.proc
+                if proc is not None and proc.poll() is None:
+                    proc.kill()
+                    self._wait(proc)
             was_ready, child.ready = child.ready, False
             self._fail_all(child, problem)
             if self._closed.is_set():
@@ -285,6 +293,13 @@ class ProcessSender:
                 # The child is gone: the reader fails what is in flight; this
                 # job is failed with them (it is in ``pending``).
                 return
+            except Exception as err:  # a job that does not pickle: fail it alone
+                with self._lock:
+                    fut = child.pending.pop(item[0], None)
+                if fut is not None:
+                    _resolve(fut, (0, exception.PublishError(
+                        problem=f"cannot hand the job to the publishing process: "
+                                f"{type(err).__name__}: {err}", recoverable=False)))
 
     def _read(self, child: _Child, conn: Connection) -> None:
         while True:
@@ -300,7 +315,7 @@ class ProcessSender:
             if failure is not None:
                 text, recoverable = failure
                 err = exception.PublishError(problem=text, recoverable=recoverable)
-            fut.set_result((sent, err))
+            _resolve(fut, (sent, err))
 
     def _fail_all(self, child: _Child, problem: str) -> None:
         with self._lock:
@@ -312,12 +327,18 @@ class ProcessSender:
                 except queue.Empty:
                     break
         for fut in pending.values():
-            if not fut.done():
-                fut.set_result((0, exception.PublishError(problem=problem,
-                                                          recoverable=True)))
+            _resolve(fut, (0, exception.PublishError(problem=problem, recoverable=True)))
 
     def _wait(self, proc: subprocess.Popen) -> int | None:
         try:
             return proc.wait(self._start_timeout)
         except subprocess.TimeoutExpired:
             return None
+
+
+def _resolve(fut: concurrent.futures.Future[JobResult], result: JobResult) -> None:
+    """Set ``fut``'s result unless it is already done (cancelled with its asyncio side)."""
+    try:
+        fut.set_result(result)
+    except concurrent.futures.InvalidStateError:
+        pass

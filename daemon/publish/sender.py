@@ -38,6 +38,7 @@ class Sender(Protocol):
 
         :returns: a future of the job's :data:`JobResult`. It never raises:
             a failure is the result's second item.
+        :raises RuntimeError: the sender is shut down (``ThreadSender``)
         """
 
 

@@ -184,7 +184,8 @@ async def test_each_chunks_state_records_are_built_when_it_is_stored(store, db):
 
 
 async def test_a_storms_later_chunks_wait_for_the_pace_and_the_first_does_not(store, db):
-    """Issue 16: [publisher] store_ahead; one chunk (a webhook, a normal poll) never waits."""
+    """Issue 16: [publisher] store_ahead paces a poll's chunks after the first; one chunk
+    (a normal poll), a webhook delivery and a stopping relay never wait."""
     order = []
     put = store.put
 
@@ -192,21 +193,29 @@ async def test_a_storms_later_chunks_wait_for_the_pace_and_the_first_does_not(st
         order.append(("put", len(events)))
         return put(events, states, **kw)
 
-    async def pace():
+    starts = []
+
+    async def pace(started):
+        starts.append(started)
         order.append(("pace", store.depth()))
 
     store.put = recording_put
     intake = make_intake(store, db, chunk=2, pace=pace)
     await intake.on_poll(poll("east", *(alert(f"A{n}") for n in range(5))))
     assert order == [("put", 2), ("pace", 2), ("put", 2), ("pace", 4), ("put", 1)]
+    assert len(set(starts)) == 1   # one budget for the whole poll, not one per chunk
     order.clear()
     await intake.on_poll(poll("west", alert("B")))
     assert order == [("put", 1)]
+    order.clear()
+    await intake.on_webhook([alert(f"W{n}") for n in range(3)], "http://am1:9093", "west")
+    assert order == [("put", 2), ("put", 1)]
     # Stopping: what is left is stored without waiting.
     order.clear()
     intake.accepting = False
     await intake._observe("west", lambda tracker, now: tracker.observe_poll(
-        poll("west", alert("B"), *(alert(f"C{n}") for n in range(3))), now))
+        poll("west", alert("B"), *(alert(f"W{n}") for n in range(3)),
+             *(alert(f"C{n}") for n in range(3))), now), paced=True)
     assert order == [("put", 2), ("put", 1)]
 
 

@@ -126,3 +126,28 @@ def _wait_distinct(consumer: Consumer, count: int, timeout: float) -> bool:
             return True
         time.sleep(0.1)
     return False
+
+
+async def test_a_job_cancelled_before_its_reply_does_not_stop_the_child(tmp_path, rabbit_url,
+                                                                         names):
+    """asyncio.wrap_future cancels the job's future with the awaiting side; the reply
+    that comes later must not end the thread that serves the child."""
+    exchange, topic = names
+    conf = relay_config(tmp_path, rabbit_url, exchange=exchange, topic=topic)
+    events = incident(alarms=40, updates=1)
+    loop = asyncio.get_running_loop()
+    with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
+        sender = ProcessSender(conf, processes=1, threads=2)
+        sender.open()
+        try:
+            assert await loop.run_in_executor(None, sender.wait_ready, 60)
+            cancelled = sender.submit(events[:40])
+            assert cancelled.cancel()
+            assert await loop.run_in_executor(None, consumer.collector.wait_for, 40, 30)
+            later = sender.submit(events[40:])
+            sent, err = await asyncio.wrap_future(later)
+            pids = sender.pids
+        finally:
+            await loop.run_in_executor(None, sender.close)
+    assert (sent, err) == (len(events) - 40, None)
+    assert len(pids) == 1

@@ -512,12 +512,18 @@ async def test_wait_backlog_ends_after_max_wait_and_when_not_running(outbox, exe
     notifier = FakeNotifier()
     notifier.fail = lambda event, attempt: None if gate.wait(30) else None
     dispatcher = _dispatcher(outbox, notifier, executors)
-    await dispatcher.wait_backlog(1, max_wait=60)   # not running: at once
     stop = asyncio.Event()
     task = asyncio.create_task(dispatcher.run(stop))
     await _until(lambda: dispatcher.depth == 50 and notifier.attempts > 0)
-    await dispatcher.wait_backlog(1, max_wait=0.2)  # nothing confirmed: max_wait ends it
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await dispatcher.wait_backlog(1, max_wait=0.3)  # nothing is confirmed: max_wait ends it
+    assert loop.time() - began >= 0.3
     assert dispatcher.depth == 50
-    gate.set()
     stop.set()
     await task
+    # Stopped, with 50 events still waiting: no wait at all (the test's timeout is
+    # shorter than the max_wait given).
+    await dispatcher.wait_backlog(1, max_wait=60)
+    assert dispatcher.depth == 50
+    gate.set()

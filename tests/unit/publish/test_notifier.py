@@ -142,6 +142,13 @@ def test_failure_raises_recoverable(tmp_path, monkeypatch):
     assert isinstance(caught.value.__cause__, oslo_messaging.MessageDeliveryFailure)
 
 
+def test_scrub_hides_the_password_before_open_too(tmp_path):
+    """The publishing child reports a notifier that did not open with this text."""
+    conf = _conf(tmp_path, DEFAULT={"transport_url": "fake://guest:pa55word@127.0.0.1:1/"})
+    text = "ValueError: bad URL fake://guest:pa55word@127.0.0.1:1/"
+    assert Notifier(conf).scrub(text) == "ValueError: bad URL fake://guest:***@127.0.0.1:1/"
+
+
 def test_unknown_errors_are_recoverable(tmp_path, monkeypatch):
     conf = _conf(tmp_path)
     with Notifier(conf) as notifier:
