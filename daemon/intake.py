@@ -30,6 +30,7 @@ coordination, every cluster is one unit owned from the start, never fenced.
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import dataclasses
 import datetime
@@ -474,10 +475,8 @@ class Intake:
             await self._db(self._store.check_room)
             tracker = unit.tracker
             transitions = observe(tracker, utcnow())
-            counts: dict[tuple[str, str], int] = {}
-            for transition in transitions:  # one labels() per kind, not per transition
-                key = (transition.kind, transition.reason or "")
-                counts[key] = counts.get(key, 0) + 1
+            # One labels() per kind and reason, not per transition.
+            counts = collections.Counter((t.kind, t.reason or "") for t in transitions)
             for (kind, reason), count in counts.items():
                 telemetry.TRANSITIONS.labels(kind=kind, reason=reason).inc(count)
             # Before the chunks are stored and published, so that their collections

@@ -16,18 +16,9 @@ import pytest
 from daemon.publish import Dispatcher, Notifier, ThreadSender
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import incident, relay_config
-from tools.harness.bus import Consumer, delete_entities
+from tools.harness.bus import Consumer
 
-AMQP_SHARED = "amqp://guest:guest@127.0.0.1:5672//"
 ROOT = pathlib.Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def names(unique_name):
-    """Exchange and topic of this test alone on the shared broker; removed afterwards."""
-    exchange, topic = f"{unique_name}-x", f"{unique_name}-alarms"
-    yield exchange, topic
-    delete_entities(AMQP_SHARED, exchanges=[exchange], queues=[f"{topic}.info"])
 
 
 @pytest.fixture

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import time
@@ -13,17 +14,7 @@ import pytest
 from daemon.publish import Dispatcher, ProcessSender
 from daemon.store import SQLiteStore
 from tests.functional.publish.helpers import incident, relay_config
-from tools.harness.bus import Consumer, delete_entities
-
-AMQP_SHARED = "amqp://guest:guest@127.0.0.1:5672//"
-
-
-@pytest.fixture
-def names(unique_name):
-    """Exchange and topic of this test alone on the shared broker; removed afterwards."""
-    exchange, topic = f"{unique_name}-x", f"{unique_name}-alarms"
-    yield exchange, topic
-    delete_entities(AMQP_SHARED, exchanges=[exchange], queues=[f"{topic}.info"])
+from tools.harness.bus import Consumer
 
 
 @pytest.fixture
@@ -41,6 +32,19 @@ def db():
     executor.shutdown(wait=True)
 
 
+@contextlib.asynccontextmanager
+async def started(conf, **kwargs):
+    """A ProcessSender whose children are ready; closed (its children ended) on exit."""
+    loop = asyncio.get_running_loop()
+    sender = ProcessSender(conf, **kwargs)
+    sender.open()
+    try:
+        assert await loop.run_in_executor(None, sender.wait_ready, 60)
+        yield sender
+    finally:
+        await loop.run_in_executor(None, sender.close)
+
+
 def _alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -56,18 +60,13 @@ async def test_a_child_process_publishes_every_event_in_order(tmp_path, rabbit_u
     events = incident(alarms=20, updates=3)
     loop = asyncio.get_running_loop()
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-        sender = ProcessSender(conf, processes=2, threads=4)
-        sender.open()
-        try:
-            assert await loop.run_in_executor(None, sender.wait_ready, 60)
+        async with started(conf, processes=2, threads=4) as sender:
             pids = sender.pids
             await loop.run_in_executor(db, outbox.put, events)
             dispatcher = Dispatcher(outbox, sender, db_executor=db, threads=4)
             assert await dispatcher.drain(30)
             assert await loop.run_in_executor(None, consumer.collector.wait_for,
                                               len(events), 30)
-        finally:
-            await loop.run_in_executor(None, sender.close)
         received = list(consumer.collector.received)
     # Sent by two other processes, which end with the sender.
     assert len(pids) == 2 and os.getpid() not in pids
@@ -92,10 +91,7 @@ async def test_a_killed_child_is_replaced_and_no_event_is_lost(tmp_path, rabbit_
     events = incident(alarms=200, updates=8)   # 2,000 events
     loop = asyncio.get_running_loop()
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-        sender = ProcessSender(conf, processes=1, threads=4, restart_delay=0.2)
-        sender.open()
-        try:
-            assert await loop.run_in_executor(None, sender.wait_ready, 60)
+        async with started(conf, processes=1, threads=4, restart_delay=0.2) as sender:
             (first,) = sender.pids
             await loop.run_in_executor(db, outbox.put, events)
             dispatcher = Dispatcher(outbox, sender, db_executor=db, threads=4,
@@ -111,8 +107,6 @@ async def test_a_killed_child_is_replaced_and_no_event_is_lost(tmp_path, rabbit_
             stop.set()
             await task
             replacement = sender.pids
-        finally:
-            await loop.run_in_executor(None, sender.close)
     assert got_all, f"{len(set(consumer.collector.event_ids()))} of {len(events)} received"
     assert replacement and first not in replacement
     assert set(consumer.collector.event_ids()) == {e.event_id for e in events}
@@ -137,17 +131,12 @@ async def test_a_job_cancelled_before_its_reply_does_not_stop_the_child(tmp_path
     events = incident(alarms=40, updates=1)
     loop = asyncio.get_running_loop()
     with Consumer(rabbit_url, exchange=exchange, topic=topic, conf_dir=tmp_path) as consumer:
-        sender = ProcessSender(conf, processes=1, threads=2)
-        sender.open()
-        try:
-            assert await loop.run_in_executor(None, sender.wait_ready, 60)
+        async with started(conf, processes=1, threads=2) as sender:
             cancelled = sender.submit(events[:40])
             assert cancelled.cancel()
             assert await loop.run_in_executor(None, consumer.collector.wait_for, 40, 30)
             later = sender.submit(events[40:])
             sent, err = await asyncio.wrap_future(later)
             pids = sender.pids
-        finally:
-            await loop.run_in_executor(None, sender.close)
     assert (sent, err) == (len(events) - 40, None)
     assert len(pids) == 1
